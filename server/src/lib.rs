@@ -1,1 +1,153 @@
-//! Provisioning core.
+//! The provisioning core: a gRPC service that alone owns the data (accounts,
+//! SCIM tokens, users and the audit trail) over SeaORM, on SQLite or
+//! PostgreSQL. [`start`] runs it, with the SCIM facade beside it.
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use provisioning_facade::FacadeConfig;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod keys;
+pub mod service;
+
+use clock::Clock;
+use db::{Db, SqliteSync};
+use service::Core;
+
+/// How often batched token last-used times are written.
+pub const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+
+pub struct Options {
+    pub database_url: String,
+    pub sqlite_sync: SqliteSync,
+    pub admin_token: String,
+    pub clock: Arc<dyn Clock>,
+    pub facade: FacadeConfig,
+}
+
+/// A running server; [`Running::shutdown`] stops it gracefully.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub scim_addr: Option<SocketAddr>,
+    pub core: Arc<Core>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Err(err) = self.core.flush_last_used().await {
+            tracing::warn!(%err, "could not record token use at shutdown");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("gRPC: {0}")]
+    Grpc(String),
+}
+
+fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }
+}
+
+/// Connects, migrates, and serves gRPC on `grpc` (and SCIM on `scim`, which
+/// talks to the gRPC server over a real channel).
+pub async fn start(
+    options: Options,
+    grpc: TcpListener,
+    scim: Option<TcpListener>,
+) -> Result<Running, StartError> {
+    let db = Db::connect(&options.database_url, options.sqlite_sync).await?;
+    db.migrate().await?;
+    let core = Arc::new(Core::new(db, options.clock, &options.admin_token));
+    let api = grpc::Api(core.clone());
+    let (stop, stop_rx) = watch::channel(false);
+    let grpc_addr = grpc.local_addr().map_err(|e| StartError::Grpc(e.to_string()))?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    for name in [
+        "provisioning.v1.AccountService",
+        "provisioning.v1.TokenService",
+        "provisioning.v1.UserService",
+        "provisioning.v1.AuditService",
+    ] {
+        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+    let reflection = |v1: bool| {
+        let builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(provisioning_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        if v1 { builder.build_v1().map(|s| (Some(s), None)) } else { builder.build_v1alpha().map(|s| (None, Some(s))) }
+    };
+    let (reflection_v1, _) = reflection(true).map_err(|e| StartError::Grpc(e.to_string()))?;
+    let (_, reflection_v1alpha) = reflection(false).map_err(|e| StartError::Grpc(e.to_string()))?;
+
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
+        .add_service(api.account_service())
+        .add_service(api.token_service())
+        .add_service(api.user_service())
+        .add_service(api.audit_service());
+    let mut tasks = Vec::new();
+    let shutdown = stopped(stop_rx.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(err) = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
+            .await
+        {
+            tracing::error!(%err, "gRPC server failed");
+        }
+    }));
+
+    let flusher = core.clone();
+    let mut flush_stop = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LAST_USED_FLUSH);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(err) = flusher.flush_last_used().await {
+                        tracing::warn!(%err, "could not record token use");
+                    }
+                }
+                _ = flush_stop.changed() => break,
+            }
+        }
+    }));
+
+    let mut scim_addr = None;
+    if let Some(listener) = scim {
+        scim_addr = Some(listener.local_addr().map_err(|e| StartError::Grpc(e.to_string()))?);
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+            .map_err(|e| StartError::Grpc(e.to_string()))?
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .connect_lazy();
+        let app = provisioning_facade::app(channel, options.facade);
+        let shutdown = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = provisioning_facade::serve(listener, app, shutdown).await {
+                tracing::error!(%err, "SCIM server failed");
+            }
+        }));
+    }
+
+    Ok(Running { grpc_addr, scim_addr, core, stop, tasks })
+}

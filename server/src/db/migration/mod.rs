@@ -1,0 +1,13 @@
+//! Forward-only migrations, one file each; the same on SQLite and PostgreSQL.
+use sea_orm_migration::prelude::*;
+
+mod m20261204_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261204_000001_initial::Migration)]
+    }
+}
