@@ -64,7 +64,10 @@ fn token_pb(t: scim_token::Model, account: &str) -> pb::TokenInfo {
 }
 
 fn issued_pb(new: NewToken, account: &str) -> pb::IssuedToken {
-    pb::IssuedToken { info: Some(token_pb(new.token, account)), secret: new.secret }
+    pb::IssuedToken {
+        info: Some(token_pb(new.token, account)),
+        secret: new.secret,
+    }
 }
 
 pub fn user_pb(u: user::Model, account: &str) -> pb::User {
@@ -88,7 +91,12 @@ pub fn user_pb(u: user::Model, account: &str) -> pb::User {
 }
 
 fn event_pb(e: audit_event::Model, account: &str) -> pb::AuditEvent {
-    let split = |s: &str| s.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect();
+    let split = |s: &str| {
+        s.split(',')
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
     pb::AuditEvent {
         id: e.id,
         account: account.to_owned(),
@@ -114,30 +122,46 @@ impl AccountService for Api {
             roles: r.roles,
             default_role: r.default_role,
         };
-        Ok(Response::new(account_pb(self.0.create_account(&ctx, new).await?)))
+        Ok(Response::new(account_pb(
+            self.0.create_account(&ctx, new).await?,
+        )))
     }
 
     async fn get_account(&self, req: Request<pb::GetAccountRequest>) -> Reply<pb::Account> {
         let ctx = self.0.authenticate(req.metadata()).await?;
-        Ok(Response::new(account_pb(self.0.get_account(&ctx, &req.get_ref().account).await?)))
+        Ok(Response::new(account_pb(
+            self.0.get_account(&ctx, &req.get_ref().account).await?,
+        )))
     }
 
-    async fn list_accounts(&self, req: Request<pb::ListAccountsRequest>) -> Reply<pb::ListAccountsResponse> {
+    async fn list_accounts(
+        &self,
+        req: Request<pb::ListAccountsRequest>,
+    ) -> Reply<pb::ListAccountsResponse> {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let r = req.get_ref();
-        let (accounts, next_page_token) = self.0.list_accounts(&ctx, r.page_size, &r.page_token).await?;
+        let (accounts, next_page_token) = self
+            .0
+            .list_accounts(&ctx, r.page_size, &r.page_token)
+            .await?;
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: accounts.into_iter().map(account_pb).collect(),
             next_page_token,
         }))
     }
 
-    async fn set_scim_enabled(&self, req: Request<pb::SetScimEnabledRequest>) -> Reply<pb::SetScimEnabledResponse> {
+    async fn set_scim_enabled(
+        &self,
+        req: Request<pb::SetScimEnabledRequest>,
+    ) -> Reply<pb::SetScimEnabledResponse> {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let r = req.get_ref();
         let (account, issued) = self.0.set_scim_enabled(&ctx, &r.account, r.enabled).await?;
         let issued_token = issued.map(|t| issued_pb(t, &account.slug));
-        Ok(Response::new(pb::SetScimEnabledResponse { account: Some(account_pb(account)), issued_token }))
+        Ok(Response::new(pb::SetScimEnabledResponse {
+            account: Some(account_pb(account)),
+            issued_token,
+        }))
     }
 }
 
@@ -147,7 +171,10 @@ impl TokenService for Api {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let r = req.get_ref();
         let expires = r.expires_at.as_ref().map(micros);
-        let issued = self.0.issue_token(&ctx, &r.account, &r.description, expires).await?;
+        let issued = self
+            .0
+            .issue_token(&ctx, &r.account, &r.description, expires)
+            .await?;
         Ok(Response::new(issued_pb(issued, &r.account)))
     }
 
@@ -155,10 +182,15 @@ impl TokenService for Api {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let r = req.get_ref();
         let grace = r.grace.as_ref().map_or(0, |d| {
-            d.seconds.saturating_mul(1_000_000).saturating_add(i64::from(d.nanos) / 1_000)
+            d.seconds
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(d.nanos) / 1_000)
         });
         let expires = r.expires_at.as_ref().map(micros);
-        let issued = self.0.rotate_token(&ctx, &r.account, grace, &r.description, expires).await?;
+        let issued = self
+            .0
+            .rotate_token(&ctx, &r.account, grace, &r.description, expires)
+            .await?;
         Ok(Response::new(issued_pb(issued, &r.account)))
     }
 
@@ -168,7 +200,10 @@ impl TokenService for Api {
         Ok(Response::new(token_pb(token, &slug)))
     }
 
-    async fn list_tokens(&self, req: Request<pb::ListTokensRequest>) -> Reply<pb::ListTokensResponse> {
+    async fn list_tokens(
+        &self,
+        req: Request<pb::ListTokensRequest>,
+    ) -> Reply<pb::ListTokensResponse> {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let slug = &req.get_ref().account;
         let tokens = self.0.list_tokens(&ctx, slug).await?;
@@ -202,13 +237,19 @@ impl UserService for Api {
         let account = self.0.scoped_account(&ctx, &r.account).await?;
         let (users, total_results, start_index) = self.0.list_users(&ctx, r).await?;
         Ok(Response::new(pb::ListUsersResponse {
-            users: users.into_iter().map(|u| user_pb(u, &account.slug)).collect(),
+            users: users
+                .into_iter()
+                .map(|u| user_pb(u, &account.slug))
+                .collect(),
             total_results,
             start_index,
         }))
     }
 
-    async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> Reply<pb::UpdateUserResponse> {
+    async fn update_user(
+        &self,
+        req: Request<pb::UpdateUserRequest>,
+    ) -> Reply<pb::UpdateUserResponse> {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let r = req.into_inner();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
@@ -221,7 +262,10 @@ impl UserService for Api {
             expected_version: r.expected_version,
             lenient: r.lenient,
         };
-        let updated = self.0.update_user(&ctx, &account.slug, &r.id, changes).await?;
+        let updated = self
+            .0
+            .update_user(&ctx, &account.slug, &r.id, changes)
+            .await?;
         Ok(Response::new(pb::UpdateUserResponse {
             user: Some(user_pb(updated.user, &account.slug)),
             changed: updated.changed,
@@ -237,15 +281,26 @@ impl UserService for Api {
         self.set_active(req, true).await
     }
 
-    async fn check_login(&self, req: Request<pb::CheckLoginRequest>) -> Reply<pb::CheckLoginResponse> {
+    async fn check_login(
+        &self,
+        req: Request<pb::CheckLoginRequest>,
+    ) -> Reply<pb::CheckLoginResponse> {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let (allowed, reason, user_id) = self.0.check_login(&ctx, req.get_ref()).await?;
-        Ok(Response::new(pb::CheckLoginResponse { allowed, reason: reason.to_owned(), user_id }))
+        Ok(Response::new(pb::CheckLoginResponse {
+            allowed,
+            reason: reason.to_owned(),
+            user_id,
+        }))
     }
 }
 
 impl Api {
-    async fn set_active(&self, req: Request<pb::SetActiveRequest>, active: bool) -> Reply<pb::User> {
+    async fn set_active(
+        &self,
+        req: Request<pb::SetActiveRequest>,
+        active: bool,
+    ) -> Reply<pb::User> {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let r = req.get_ref();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
@@ -254,20 +309,31 @@ impl Api {
             expected_version: r.expected_version,
             ..UserChanges::default()
         };
-        let updated = self.0.update_user(&ctx, &account.slug, &r.id, changes).await?;
+        let updated = self
+            .0
+            .update_user(&ctx, &account.slug, &r.id, changes)
+            .await?;
         Ok(Response::new(user_pb(updated.user, &account.slug)))
     }
 }
 
 #[tonic::async_trait]
 impl AuditService for Api {
-    async fn list_events(&self, req: Request<pb::ListEventsRequest>) -> Reply<pb::ListEventsResponse> {
+    async fn list_events(
+        &self,
+        req: Request<pb::ListEventsRequest>,
+    ) -> Reply<pb::ListEventsResponse> {
         let ctx = self.0.authenticate(req.metadata()).await?;
         let r = req.get_ref();
-        let (events, next_page_token) =
-            self.0.list_events(&ctx, &r.account, r.page_size, &r.page_token).await?;
+        let (events, next_page_token) = self
+            .0
+            .list_events(&ctx, &r.account, r.page_size, &r.page_token)
+            .await?;
         Ok(Response::new(pb::ListEventsResponse {
-            events: events.into_iter().map(|e| event_pb(e, &r.account)).collect(),
+            events: events
+                .into_iter()
+                .map(|e| event_pb(e, &r.account))
+                .collect(),
             next_page_token,
         }))
     }

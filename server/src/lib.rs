@@ -1,7 +1,7 @@
 //! The provisioning core: a gRPC service that alone owns the data (accounts,
 //! SCIM tokens, users and the audit trail) over SeaORM, on SQLite or
 //! PostgreSQL. [`start`] runs it, with the SCIM facade beside it.
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use provisioning_facade::FacadeConfig;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -58,10 +58,8 @@ pub enum StartError {
     Grpc(String),
 }
 
-fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Connects, migrates, and serves gRPC on `grpc` (and SCIM on `scim`, which
@@ -76,23 +74,33 @@ pub async fn start(
     let core = Arc::new(Core::new(db, options.clock, &options.admin_token));
     let api = grpc::Api(core.clone());
     let (stop, stop_rx) = watch::channel(false);
-    let grpc_addr = grpc.local_addr().map_err(|e| StartError::Grpc(e.to_string()))?;
+    let grpc_addr = grpc
+        .local_addr()
+        .map_err(|e| StartError::Grpc(e.to_string()))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     for name in [
         "provisioning.v1.AccountService",
         "provisioning.v1.TokenService",
         "provisioning.v1.UserService",
         "provisioning.v1.AuditService",
     ] {
-        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
     }
     let reflection = |v1: bool| {
         let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(provisioning_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        if v1 { builder.build_v1().map(|s| (Some(s), None)) } else { builder.build_v1alpha().map(|s| (None, Some(s))) }
+        if v1 {
+            builder.build_v1().map(|s| (Some(s), None))
+        } else {
+            builder.build_v1alpha().map(|s| (None, Some(s)))
+        }
     };
     let (reflection_v1, _) = reflection(true).map_err(|e| StartError::Grpc(e.to_string()))?;
     let (_, reflection_v1alpha) = reflection(false).map_err(|e| StartError::Grpc(e.to_string()))?;
@@ -134,7 +142,11 @@ pub async fn start(
 
     let mut scim_addr = None;
     if let Some(listener) = scim {
-        scim_addr = Some(listener.local_addr().map_err(|e| StartError::Grpc(e.to_string()))?);
+        scim_addr = Some(
+            listener
+                .local_addr()
+                .map_err(|e| StartError::Grpc(e.to_string()))?,
+        );
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
             .map_err(|e| StartError::Grpc(e.to_string()))?
             .tcp_nodelay(true)
@@ -149,5 +161,11 @@ pub async fn start(
         }));
     }
 
-    Ok(Running { grpc_addr, scim_addr, core, stop, tasks })
+    Ok(Running {
+        grpc_addr,
+        scim_addr,
+        core,
+        stop,
+        tasks,
+    })
 }

@@ -20,7 +20,11 @@ use tonic::{Request, transport::Channel};
 const ADMIN_TOKEN_FILE: &str = "provisioning-admin-token";
 
 #[derive(Parser)]
-#[command(name = "provisioning", version, about = "SCIM 2.0 user provisioning: gRPC core and SCIM facade")]
+#[command(
+    name = "provisioning",
+    version,
+    about = "SCIM 2.0 user provisioning: gRPC core and SCIM facade"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -157,10 +161,27 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(cli: Cli) -> Result<(), AnyError> {
     match cli.command {
-        Command::Serve { db, grpc_addr, scim_addr, sqlite_synchronous, facade } => {
-            serve(db, grpc_addr, scim_addr, sqlite_synchronous, facade.config()).await
+        Command::Serve {
+            db,
+            grpc_addr,
+            scim_addr,
+            sqlite_synchronous,
+            facade,
+        } => {
+            serve(
+                db,
+                grpc_addr,
+                scim_addr,
+                sqlite_synchronous,
+                facade.config(),
+            )
+            .await
         }
-        Command::Facade { grpc_url, scim_addr, facade } => {
+        Command::Facade {
+            grpc_url,
+            scim_addr,
+            facade,
+        } => {
             let channel = tonic::transport::Endpoint::from_shared(grpc_url)?
                 .tcp_nodelay(true)
                 .connect_lazy();
@@ -210,7 +231,9 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                     println!("{}", token.secret);
                     eprintln!("SCIM enabled for {slug}; the token above is shown only once");
                 }
-                None if enabled => eprintln!("SCIM enabled for {slug} (it already has a live token)"),
+                None if enabled => {
+                    eprintln!("SCIM enabled for {slug} (it already has a live token)")
+                }
                 None => eprintln!("SCIM disabled for {slug}"),
             }
             Ok(())
@@ -224,7 +247,11 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                         nanos: 0,
                     });
                     let issued = client
-                        .rotate_token(authed(pb::RotateTokenRequest { account: slug, grace, ..Default::default() })?)
+                        .rotate_token(authed(pb::RotateTokenRequest {
+                            account: slug,
+                            grace,
+                            ..Default::default()
+                        })?)
                         .await?
                         .into_inner();
                     println!("{}", issued.secret);
@@ -245,7 +272,9 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                         .tokens;
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "ID\tPREFIX\tCREATED\tEXPIRES\tREVOKED\tLAST USED")?;
-                    let show = |t: &Option<prost_types::Timestamp>| t.as_ref().map_or("-".to_owned(), ToString::to_string);
+                    let show = |t: &Option<prost_types::Timestamp>| {
+                        t.as_ref().map_or("-".to_owned(), ToString::to_string)
+                    };
                     for t in tokens {
                         writeln!(
                             out,
@@ -301,11 +330,11 @@ async fn serve(
 /// on first start.
 fn admin_token_file() -> Result<String, AnyError> {
     let path = PathBuf::from(ADMIN_TOKEN_FILE);
-    if let Ok(token) = std::fs::read_to_string(&path) {
-        if !token.trim().is_empty() {
-            tracing::info!(file = %path.display(), "using the admin token kept in the file");
-            return Ok(token.trim().to_owned());
-        }
+    if let Ok(token) = std::fs::read_to_string(&path)
+        && !token.trim().is_empty()
+    {
+        tracing::info!(file = %path.display(), "using the admin token kept in the file");
+        return Ok(token.trim().to_owned());
     }
     let token = format!("admin_{}", &keys::new_token()[keys::TOKEN_PREFIX.len()..]);
     write_private(&path, &token)?;
@@ -328,10 +357,10 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// The admin credential for admin commands.
 fn admin_token() -> Result<String, AnyError> {
-    if let Ok(token) = std::env::var("PROVISIONING_ADMIN_TOKEN") {
-        if !token.trim().is_empty() {
-            return Ok(token.trim().to_owned());
-        }
+    if let Ok(token) = std::env::var("PROVISIONING_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
     }
     match std::fs::read_to_string(ADMIN_TOKEN_FILE) {
         Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
@@ -344,17 +373,20 @@ fn admin_token() -> Result<String, AnyError> {
 
 fn authed<T>(message: T) -> Result<Request<T>, AnyError> {
     let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {}", admin_token()?).parse()?);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", admin_token()?).parse()?,
+    );
     Ok(request)
 }
 
 async fn connect(admin: &AdminArgs) -> Result<Channel, AnyError> {
-    Ok(tonic::transport::Endpoint::from_shared(admin.grpc_url.clone())?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach the core at {}: {e}", admin.grpc_url))?)
+    Ok(
+        tonic::transport::Endpoint::from_shared(admin.grpc_url.clone())?
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach the core at {}: {e}", admin.grpc_url))?,
+    )
 }
 
 async fn shutdown_signal() {

@@ -3,9 +3,8 @@
 use std::{str::FromStr as _, time::Duration};
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, SqlxPostgresConnector, SqlxSqliteConnector, TransactionOptions,
-    TransactionTrait as _,
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
+    SqlxPostgresConnector, SqlxSqliteConnector, TransactionOptions, TransactionTrait as _,
     sqlx::{
         postgres::{PgConnectOptions, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -45,7 +44,10 @@ impl Db {
                 .await
                 .map_err(conn_err)?;
             let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
-            Ok(Self { read: conn.clone(), write: conn })
+            Ok(Self {
+                read: conn.clone(),
+                write: conn,
+            })
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(conn_err)?

@@ -25,8 +25,8 @@ impl Core {
     pub async fn create_account(&self, ctx: &Ctx, req: NewAccount) -> Result<account::Model> {
         ctx.require_admin()?;
         let slug = validate::slug(&req.slug)?;
-        let display_name = validate::text("display_name", &req.display_name, 256)?
-            .unwrap_or_else(|| slug.clone());
+        let display_name =
+            validate::text("display_name", &req.display_name, 256)?.unwrap_or_else(|| slug.clone());
         let mut roles = Vec::new();
         for role in &req.roles {
             let role = validate::role_name(role)?;
@@ -139,7 +139,11 @@ impl Core {
                 ctx,
                 Audit {
                     account_id: Some(account.id),
-                    action: if enabled { "account.scim_enabled" } else { "account.scim_disabled" },
+                    action: if enabled {
+                        "account.scim_enabled"
+                    } else {
+                        "account.scim_disabled"
+                    },
                     target_type: "account",
                     target_id: account.id.to_string(),
                     changed: vec!["scim_enabled"],
@@ -154,7 +158,10 @@ impl Core {
                 .all(&txn)
                 .await?;
             if !tokens.iter().any(|t| t.is_live(now)) {
-                issued = Some(self.insert_token(&txn, ctx, &account, "issued on enable", None).await?);
+                issued = Some(
+                    self.insert_token(&txn, ctx, &account, "issued on enable", None)
+                        .await?,
+                );
             }
         }
         txn.commit().await?;
@@ -163,7 +170,11 @@ impl Core {
 }
 
 /// Splits a fetched `limit + 1` rows into a page and the next page token.
-pub(crate) fn page<T>(mut rows: Vec<T>, limit: usize, token: impl Fn(&T) -> String) -> (Vec<T>, String) {
+pub(crate) fn page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    token: impl Fn(&T) -> String,
+) -> (Vec<T>, String) {
     if rows.len() > limit {
         rows.truncate(limit);
         let next = rows.last().map(&token).unwrap_or_default();

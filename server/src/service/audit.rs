@@ -1,5 +1,7 @@
 //! The audit trail: newest first, paged by event id.
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _};
+use sea_orm::{
+    ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+};
 
 use super::{Core, Ctx, accounts::page};
 use crate::{
@@ -17,7 +19,11 @@ impl Core {
     ) -> Result<(Vec<audit_event::Model>, String)> {
         ctx.require_admin()?;
         let account = self.account_by_slug(&self.db.read, slug).await?;
-        let limit = if page_size <= 0 { 50 } else { page_size.min(500) } as u64;
+        let limit = if page_size <= 0 {
+            50
+        } else {
+            page_size.min(500)
+        } as u64;
         let mut query = audit_event::Entity::find()
             .filter(audit_event::Column::AccountId.eq(account.id))
             .order_by_desc(audit_event::Column::Id);

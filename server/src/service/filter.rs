@@ -22,7 +22,11 @@ const MAX_NODES: usize = 1_000;
 
 pub fn compile(filter: &pb::Filter, backend: DbBackend) -> Result<SimpleExpr> {
     let mut nodes = 0;
-    Compiler { backend, nodes: &mut nodes }.node(filter, 0)
+    Compiler {
+        backend,
+        nodes: &mut nodes,
+    }
+    .node(filter, 0)
 }
 
 struct Compiler<'a> {
@@ -31,7 +35,7 @@ struct Compiler<'a> {
 }
 
 fn col(column: Column) -> SimpleExpr {
-    Expr::col((user::Entity, column)).into()
+    Expr::col((user::Entity, column))
 }
 
 fn constant(value: bool) -> SimpleExpr {
@@ -79,7 +83,9 @@ impl Compiler<'_> {
     fn node(&mut self, filter: &pb::Filter, depth: usize) -> Result<SimpleExpr> {
         *self.nodes += 1;
         if depth > MAX_DEPTH || *self.nodes > MAX_NODES {
-            return Err(Error::InvalidFilter("the filter is nested too deeply or too large"));
+            return Err(Error::InvalidFilter(
+                "the filter is nested too deeply or too large",
+            ));
         }
         match filter.kind.as_ref() {
             None => Err(Error::InvalidFilter("empty filter node")),
@@ -110,17 +116,26 @@ impl Compiler<'_> {
 
     fn compare(&mut self, cmp: &pb::Comparison) -> Result<SimpleExpr> {
         let (kind, nullable) = attribute(cmp.attribute)?;
-        let op = Operator::try_from(cmp.op).map_err(|_| Error::InvalidFilter("unknown operator"))?;
-        let value = cmp.value.as_ref().ok_or(Error::InvalidFilter("comparison without a value"))?;
+        let op =
+            Operator::try_from(cmp.op).map_err(|_| Error::InvalidFilter("unknown operator"))?;
+        let value = cmp
+            .value
+            .as_ref()
+            .ok_or(Error::InvalidFilter("comparison without a value"))?;
         if let Value::NullValue(_) = value {
             return match op {
                 Operator::Eq => Ok(present(&kind, nullable).not()),
                 Operator::Ne => Ok(present(&kind, nullable)),
-                _ => Err(Error::InvalidFilter("null can only be compared with eq or ne")),
+                _ => Err(Error::InvalidFilter(
+                    "null can only be compared with eq or ne",
+                )),
             };
         }
         if op == Operator::Ne {
-            let eq = pb::Comparison { op: Operator::Eq as i32, ..cmp.clone() };
+            let eq = pb::Comparison {
+                op: Operator::Eq as i32,
+                ..cmp.clone()
+            };
             return Ok(self.compare(&eq)?.not());
         }
         let column = col(column_of(&kind));
@@ -146,12 +161,20 @@ impl Compiler<'_> {
                     Operator::Ge => column.gte(at),
                     Operator::Lt => column.lt(at),
                     Operator::Le => column.lte(at),
-                    _ => return Err(Error::InvalidFilter("dates support eq, ne, gt, ge, lt and le")),
+                    _ => {
+                        return Err(Error::InvalidFilter(
+                            "dates support eq, ne, gt, ge, lt and le",
+                        ));
+                    }
                 }
             }
             _ => return Err(Error::InvalidFilter("the value does not fit the attribute")),
         };
-        Ok(if nullable { col(column_of(&kind)).is_not_null().and(test) } else { test })
+        Ok(if nullable {
+            col(column_of(&kind)).is_not_null().and(test)
+        } else {
+            test
+        })
     }
 
     fn text(&self, op: Operator, column: SimpleExpr, value: String) -> Result<SimpleExpr> {
@@ -159,7 +182,11 @@ impl Compiler<'_> {
         // Byte-wise ordering on both databases (PostgreSQL would otherwise use
         // the database's locale).
         let ordered = |column: SimpleExpr| -> SimpleExpr {
-            if postgres { Expr::cust_with_exprs("$1 COLLATE \"C\"", [column]) } else { column }
+            if postgres {
+                Expr::cust_with_exprs("$1 COLLATE \"C\"", [column])
+            } else {
+                column
+            }
         };
         let position = |column: SimpleExpr, value: String| -> SimpleExpr {
             let func = if postgres { "strpos" } else { "instr" };
@@ -173,10 +200,12 @@ impl Compiler<'_> {
             Operator::Sw => position(column, value).eq(1),
             Operator::Ew if value.is_empty() => constant(true),
             Operator::Ew => {
-                let len = value.chars().count() as i64;
+                let len = i32::try_from(value.chars().count()).unwrap_or(i32::MAX);
                 let length: SimpleExpr = Func::char_length(column.clone()).into();
-                let start = Func::char_length(column.clone()).into_expr_add(1 - len);
-                length.gte(len).and(Func::cust("substr").arg(column).arg(start).eq(value))
+                let start = SimpleExpr::from(Func::char_length(column.clone())).add(1 - len);
+                length
+                    .gte(len)
+                    .and(Func::cust("substr").arg(column).arg(start).eq(value))
             }
             Operator::Gt => ordered(column).gt(value),
             Operator::Ge => ordered(column).gte(value),
@@ -190,15 +219,9 @@ impl Compiler<'_> {
 }
 
 fn present(kind: &AttrKind, nullable: bool) -> SimpleExpr {
-    if nullable { col(column_of(kind)).is_not_null() } else { constant(true) }
-}
-
-trait AddExt {
-    fn into_expr_add(self, n: i64) -> SimpleExpr;
-}
-
-impl AddExt for sea_orm::sea_query::FunctionCall {
-    fn into_expr_add(self, n: i64) -> SimpleExpr {
-        SimpleExpr::from(self).add(n)
+    if nullable {
+        col(column_of(kind)).is_not_null()
+    } else {
+        constant(true)
     }
 }

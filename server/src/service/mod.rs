@@ -39,7 +39,10 @@ pub enum Caller {
     /// The admin credential: every account.
     Admin,
     /// A SCIM token: UserService on its own account only.
-    Scim { token_id: Uuid, account: account::Model },
+    Scim {
+        token_id: Uuid,
+        account: account::Model,
+    },
 }
 
 /// The caller plus what the request carries for the audit trail.
@@ -107,8 +110,9 @@ impl Core {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .ok_or(Error::Unauthenticated("missing bearer credential"))?;
-        let secret = strip_bearer(header)
-            .ok_or(Error::Unauthenticated("the authorization must be a bearer credential"))?;
+        let secret = strip_bearer(header).ok_or(Error::Unauthenticated(
+            "the authorization must be a bearer credential",
+        ))?;
         let hash = keys::hash_secret(secret);
         if hash == self.admin_hash {
             if metadata.contains_key(SCIM_ONLY_HEADER) {
@@ -116,7 +120,10 @@ impl Core {
                     "this endpoint accepts only SCIM tokens, not the admin credential",
                 ));
             }
-            return Ok(Ctx { caller: Caller::Admin, request_id });
+            return Ok(Ctx {
+                caller: Caller::Admin,
+                request_id,
+            });
         }
         let now = self.clock.now_micros();
         let token = scim_token::Entity::find()
@@ -125,7 +132,9 @@ impl Core {
             .await?
             .ok_or(Error::Unauthenticated("invalid token"))?;
         if !token.is_live(now) {
-            return Err(Error::Unauthenticated("the token was revoked or has expired"));
+            return Err(Error::Unauthenticated(
+                "the token was revoked or has expired",
+            ));
         }
         let account = account::Entity::find_by_id(token.account_id)
             .one(&self.db.read)
@@ -136,7 +145,10 @@ impl Core {
         }
         self.touch(token.id, now);
         Ok(Ctx {
-            caller: Caller::Scim { token_id: token.id, account },
+            caller: Caller::Scim {
+                token_id: token.id,
+                account,
+            },
             request_id,
         })
     }
@@ -166,7 +178,7 @@ impl Core {
             scim_token::Entity::update_many()
                 .col_expr(
                     scim_token::Column::LastUsedAt,
-                    sea_orm::sea_query::Expr::val(at).into(),
+                    sea_orm::sea_query::Expr::val(at),
                 )
                 .filter(scim_token::Column::Id.eq(id))
                 .exec(&txn)

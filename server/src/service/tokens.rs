@@ -33,7 +33,8 @@ impl Core {
             account_id: account.id,
             token_hash: keys::hash_secret(&secret),
             prefix: keys::display_prefix(&secret),
-            description: super::validate::text("description", description, 256)?.unwrap_or_default(),
+            description: super::validate::text("description", description, 256)?
+                .unwrap_or_default(),
             created_at: self.clock.now_micros(),
             expires_at,
             revoked_at: None,
@@ -68,7 +69,9 @@ impl Core {
         ctx.require_admin()?;
         let txn = self.db.begin_write().await?;
         let account = self.account_by_slug(&txn, slug).await?;
-        let issued = self.insert_token(&txn, ctx, &account, description, expires_at).await?;
+        let issued = self
+            .insert_token(&txn, ctx, &account, description, expires_at)
+            .await?;
         txn.commit().await?;
         Ok(issued)
     }
@@ -112,18 +115,28 @@ impl Core {
                     action: "token.rotated_out",
                     target_type: "token",
                     target_id: id.to_string(),
-                    changed: vec![if grace_micros == 0 { "revoked_at" } else { "expires_at" }],
+                    changed: vec![if grace_micros == 0 {
+                        "revoked_at"
+                    } else {
+                        "expires_at"
+                    }],
                     ignored: vec![],
                 },
             )
             .await?;
         }
-        let issued = self.insert_token(&txn, ctx, &account, description, expires_at).await?;
+        let issued = self
+            .insert_token(&txn, ctx, &account, description, expires_at)
+            .await?;
         txn.commit().await?;
         Ok(issued)
     }
 
-    pub async fn revoke_token(&self, ctx: &Ctx, token_id: &str) -> Result<(scim_token::Model, String)> {
+    pub async fn revoke_token(
+        &self,
+        ctx: &Ctx,
+        token_id: &str,
+    ) -> Result<(scim_token::Model, String)> {
         ctx.require_admin()?;
         let id = Uuid::parse_str(token_id.trim()).map_err(|_| Error::NotFound("token"))?;
         let txn = self.db.begin_write().await?;

@@ -2,8 +2,8 @@
 //! and active change. Never deleted.
 use provisioning_proto::pb;
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, EntityTrait as _, IntoActiveModel as _,
-    PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
+    IntoActiveModel as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
     sea_query::{Expr, ExprTrait as _, Query},
 };
 use uuid::Uuid;
@@ -41,7 +41,8 @@ impl Core {
     pub async fn create_user(&self, ctx: &Ctx, req: pb::CreateUserRequest) -> Result<user::Model> {
         let account = self.scoped_account(ctx, &req.account).await?;
         let user_name = validate::user_name(&req.user_name)?;
-        let external_id = validate::text("externalId", &req.external_id, validate::MAX_EXTERNAL_ID)?;
+        let external_id =
+            validate::text("externalId", &req.external_id, validate::MAX_EXTERNAL_ID)?;
         let given_name = validate::text("givenName", &req.given_name, validate::MAX_NAME)?;
         let family_name = validate::text("familyName", &req.family_name, validate::MAX_NAME)?;
         let email = validate::email(&req.email)?;
@@ -73,18 +74,19 @@ impl Core {
             version: 1,
         };
         let txn = self.db.begin_write().await?;
-        self.ensure_user_name_free(&txn, account.id, &model.user_name_key, None).await?;
-        if req.unique_external_id {
-            if let Some(external_id) = &model.external_id {
-                let taken = user::Entity::find()
-                    .filter(user::Column::AccountId.eq(account.id))
-                    .filter(user::Column::ExternalId.eq(external_id.as_str()))
-                    .one(&txn)
-                    .await?
-                    .is_some();
-                if taken {
-                    return Err(Error::AlreadyExists("a user with this externalId"));
-                }
+        self.ensure_user_name_free(&txn, account.id, &model.user_name_key, None)
+            .await?;
+        if req.unique_external_id
+            && let Some(external_id) = &model.external_id
+        {
+            let taken = user::Entity::find()
+                .filter(user::Column::AccountId.eq(account.id))
+                .filter(user::Column::ExternalId.eq(external_id.as_str()))
+                .one(&txn)
+                .await?
+                .is_some();
+            if taken {
+                return Err(Error::AlreadyExists("a user with this externalId"));
             }
         }
         model.seq = next_seq(&txn, account.id).await?;
@@ -198,7 +200,13 @@ impl Core {
         }
     }
 
-    pub async fn update_user(&self, ctx: &Ctx, slug: &str, id: &str, req: UserChanges) -> Result<Updated> {
+    pub async fn update_user(
+        &self,
+        ctx: &Ctx,
+        slug: &str,
+        id: &str,
+        req: UserChanges,
+    ) -> Result<Updated> {
         let account = self.scoped_account(ctx, slug).await?;
         let txn = self.db.begin_write().await?;
         let current = find_user(&txn, &account, id).await?;
@@ -229,7 +237,10 @@ impl Core {
             let result = match validate::user_name(value) {
                 Ok(name) if name != next.user_name => {
                     let key = keys::fold(&name);
-                    match self.ensure_user_name_free(&txn, account.id, &key, Some(current.id)).await {
+                    match self
+                        .ensure_user_name_free(&txn, account.id, &key, Some(current.id))
+                        .await
+                    {
                         Ok(()) => {
                             next.user_name = name;
                             next.user_name_key = key;
@@ -278,7 +289,11 @@ impl Core {
             if !ignored.is_empty() {
                 tracing::debug!(user_id = %current.id, ?ignored, "ignored invalid values");
             }
-            return Ok(Updated { user: current, changed: false, ignored });
+            return Ok(Updated {
+                user: current,
+                changed: false,
+                ignored,
+            });
         }
         next.version = current.version + 1;
         next.updated_at = std::cmp::max(self.clock.now_micros(), current.updated_at);
@@ -290,7 +305,7 @@ impl Core {
         // Guard on the version read above: a concurrent writer on another
         // replica makes this update match nothing (a version conflict).
         let result = user::Entity::update_many()
-            .set(next.clone().into_active_model())
+            .set(next.clone().into_active_model().reset_all())
             .filter(user::Column::Id.eq(current.id))
             .filter(user::Column::Version.eq(current.version))
             .exec(&txn)
@@ -313,19 +328,29 @@ impl Core {
         )
         .await?;
         txn.commit().await?;
-        Ok(Updated { user: next, changed: true, ignored })
+        Ok(Updated {
+            user: next,
+            changed: true,
+            ignored,
+        })
     }
 
     /// May this user log in? `(allowed, reason, user id)`.
-    pub async fn check_login(&self, ctx: &Ctx, req: &pb::CheckLoginRequest) -> Result<(bool, &'static str, String)> {
+    pub async fn check_login(
+        &self,
+        ctx: &Ctx,
+        req: &pb::CheckLoginRequest,
+    ) -> Result<(bool, &'static str, String)> {
         let account = self.scoped_account(ctx, &req.account).await?;
         let conn = &self.db.read;
         let found = match &req.user {
-            Some(pb::check_login_request::User::Id(id)) => match find_user(conn, &account, id).await {
-                Ok(user) => Some(user),
-                Err(Error::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            },
+            Some(pb::check_login_request::User::Id(id)) => {
+                match find_user(conn, &account, id).await {
+                    Ok(user) => Some(user),
+                    Err(Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
             Some(pb::check_login_request::User::UserName(name)) => {
                 user::Entity::find()
                     .filter(user::Column::AccountId.eq(account.id))
@@ -343,7 +368,11 @@ impl Core {
     }
 }
 
-async fn find_user(conn: &impl ConnectionTrait, account: &account::Model, id: &str) -> Result<user::Model> {
+async fn find_user(
+    conn: &impl ConnectionTrait,
+    account: &account::Model,
+    id: &str,
+) -> Result<user::Model> {
     let id = Uuid::parse_str(id.trim()).map_err(|_| Error::NotFound("user"))?;
     user::Entity::find_by_id(id)
         .filter(user::Column::AccountId.eq(account.id))
@@ -357,7 +386,10 @@ async fn find_user(conn: &impl ConnectionTrait, account: &account::Model, id: &s
 async fn next_seq(conn: &impl ConnectionTrait, account_id: Uuid) -> Result<i64> {
     let stmt = Query::update()
         .table(account::Entity)
-        .value(account::Column::UserCount, Expr::col(account::Column::UserCount).add(1))
+        .value(
+            account::Column::UserCount,
+            Expr::col(account::Column::UserCount).add(1),
+        )
         .and_where(Expr::col(account::Column::Id).eq(account_id))
         .returning_col(account::Column::UserCount)
         .to_owned();

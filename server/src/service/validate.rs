@@ -133,14 +133,23 @@ mod tests {
     fn emails() {
         assert!(email("jane@example.com").unwrap().is_some());
         assert!(email("").unwrap().is_none());
-        for bad in ["jane", "@example.com", "jane@", "ja ne@example.com", "jane@.com"] {
+        for bad in [
+            "jane",
+            "@example.com",
+            "jane@",
+            "ja ne@example.com",
+            "jane@.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn timezones_are_canonical_iana_names() {
-        assert_eq!(timezone("europe/paris").unwrap().as_deref(), Some("Europe/Paris"));
+        assert_eq!(
+            timezone("europe/paris").unwrap().as_deref(),
+            Some("Europe/Paris")
+        );
         assert!(timezone("Mars/Olympus").is_err());
     }
 }

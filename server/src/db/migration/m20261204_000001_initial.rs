@@ -151,10 +151,26 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, cols, unique) in [
-            ("users_account_user_name", vec![Users::AccountId, Users::UserNameKey], true),
-            ("users_account_seq", vec![Users::AccountId, Users::Seq], true),
-            ("users_account_email", vec![Users::AccountId, Users::EmailKey], false),
-            ("users_account_external_id", vec![Users::AccountId, Users::ExternalId], false),
+            (
+                "users_account_user_name",
+                vec![Users::AccountId, Users::UserNameKey],
+                true,
+            ),
+            (
+                "users_account_seq",
+                vec![Users::AccountId, Users::Seq],
+                true,
+            ),
+            (
+                "users_account_email",
+                vec![Users::AccountId, Users::EmailKey],
+                false,
+            ),
+            (
+                "users_account_external_id",
+                vec![Users::AccountId, Users::ExternalId],
+                false,
+            ),
         ] {
             let mut index = Index::create();
             index.name(name).table(Users::Table);

@@ -1,0 +1,302 @@
+//! Test harness: a real server (gRPC core + SCIM facade) on port 0 with a
+//! fresh database — a temp-file SQLite, or a PostgreSQL database of its own
+//! created from template0 and dropped afterwards.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{TimeZone as _, Utc};
+use provisioning_proto::pb::{
+    self, account_service_client::AccountServiceClient, audit_service_client::AuditServiceClient,
+    token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
+};
+pub use provisioning_server::clock::ManualClock;
+use provisioning_server::{Options, Running, db::SqliteSync};
+use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
+use tokio::net::TcpListener;
+use tonic::{Request, transport::Channel};
+
+/// Where PostgreSQL tests create their databases. CI runs them; they fail
+/// (never skip) when the server cannot be reached.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PROVISIONING_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-credential-0123456789";
+
+pub struct TestEnv {
+    pub backend: Backend,
+    pub database_url: String,
+    pub grpc_url: String,
+    /// `http://127.0.0.1:PORT/scim/v2`
+    pub scim_base: String,
+    pub admin_token: String,
+    pub clock: Arc<ManualClock>,
+    /// A direct connection, for tests that check what is stored.
+    pub db: DatabaseConnection,
+    running: Option<Running>,
+    _dir: Option<tempfile::TempDir>,
+    pg_database: Option<String>,
+}
+
+impl TestEnv {
+    pub async fn start(backend: Backend) -> Self {
+        // `TEST_LOG=debug cargo test …` shows the server's logs.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+        let (database_url, dir, pg_database) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                (url, Some(dir), None)
+            }
+            Backend::Postgres => {
+                let (url, name) = create_pg_database().await;
+                (url, None, Some(name))
+            }
+        };
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap());
+        let running = Self::start_server(&database_url, clock.clone()).await;
+        let db = Database::connect(&database_url)
+            .await
+            .expect("test connection");
+        let grpc_url = format!("http://{}", running.grpc_addr);
+        let scim_base = format!(
+            "http://{}/scim/v2",
+            running.scim_addr.expect("scim listener")
+        );
+        Self {
+            backend,
+            database_url,
+            grpc_url,
+            scim_base,
+            admin_token: ADMIN_TOKEN.to_owned(),
+            clock,
+            db,
+            running: Some(running),
+            _dir: dir,
+            pg_database,
+        }
+    }
+
+    async fn start_server(database_url: &str, clock: Arc<ManualClock>) -> Running {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let scim = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let options = Options {
+            database_url: database_url.to_owned(),
+            sqlite_sync: SqliteSync::Normal,
+            admin_token: ADMIN_TOKEN.to_owned(),
+            clock,
+            facade: Default::default(),
+        };
+        provisioning_server::start(options, grpc, Some(scim))
+            .await
+            .expect("server starts")
+    }
+
+    /// A second server process-alike on the same database (another replica).
+    pub async fn replica(&self) -> Running {
+        Self::start_server(&self.database_url, self.clock.clone()).await
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.grpc_url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn accounts(&self) -> AccountServiceClient<Channel> {
+        AccountServiceClient::new(self.channel().await)
+    }
+    pub async fn tokens(&self) -> TokenServiceClient<Channel> {
+        TokenServiceClient::new(self.channel().await)
+    }
+    pub async fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.channel().await)
+    }
+    pub async fn audit(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel().await)
+    }
+
+    /// A request carrying the admin credential.
+    pub fn admin<T>(&self, message: T) -> Request<T> {
+        with_token(message, &self.admin_token)
+    }
+
+    /// Creates an account, turns SCIM on and returns its token.
+    pub async fn account_with_token(&self, slug: &str) -> String {
+        let mut accounts = self.accounts().await;
+        accounts
+            .create_account(self.admin(pb::CreateAccountRequest {
+                slug: slug.to_owned(),
+                ..Default::default()
+            }))
+            .await
+            .expect("create account");
+        let reply = accounts
+            .set_scim_enabled(self.admin(pb::SetScimEnabledRequest {
+                account: slug.to_owned(),
+                enabled: true,
+            }))
+            .await
+            .expect("enable scim")
+            .into_inner();
+        reply.issued_token.expect("a token is issued").secret
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    /// Every value of a table as text, to check what is stored.
+    pub async fn dump_table(&self, table: &str) -> String {
+        let backend = self.db.get_database_backend();
+        let sql = match self.backend {
+            Backend::Postgres => format!("SELECT row_to_json(t)::text AS row FROM {table} t"),
+            Backend::Sqlite => {
+                let columns = self
+                    .db
+                    .query_all_raw(sea_orm::Statement::from_string(
+                        backend,
+                        format!("SELECT name FROM pragma_table_info('{table}')"),
+                    ))
+                    .await
+                    .expect("columns");
+                let quoted: Vec<String> = columns
+                    .iter()
+                    .map(|c| {
+                        let name: String = c.try_get("", "name").unwrap();
+                        format!("'{name}=' || quote({name})")
+                    })
+                    .collect();
+                format!("SELECT {} AS row FROM {table}", quoted.join(" || ' ' || "))
+            }
+        };
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .expect("dump");
+        let mut out = String::new();
+        for row in rows {
+            let text: String = row.try_get("", "row").unwrap();
+            out.push_str(&text);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The raw bytes of the SQLite database and its WAL (empty on PostgreSQL).
+    pub fn sqlite_file_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        if let Some(dir) = &self._dir {
+            for name in ["test.db", "test.db-wal"] {
+                if let Ok(mut b) = std::fs::read(dir.path().join(name)) {
+                    bytes.append(&mut b);
+                }
+            }
+        }
+        bytes
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_database.take() {
+            // Drop the database on a thread of its own: Drop cannot await.
+            let admin_url = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    if let Ok(db) = Database::connect(&admin_url).await {
+                        let _ = db
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+async fn create_pg_database() -> (String, String) {
+    let admin_url = postgres_admin_url();
+    let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL tests need a server at {admin_url} (set PROVISIONING_TEST_POSTGRES_URL): {e}"
+        )
+    });
+    let name = format!("prov_test_{}", uuid::Uuid::now_v7().simple());
+    admin
+        .execute_unprepared(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
+        ))
+        .await
+        .expect("create test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(&admin_url);
+    (format!("{base}/{name}"), name)
+}
+
+/// For each `async fn name(backend: Backend)`, generates `sqlite::name` and
+/// `postgres::name` tests.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
