@@ -33,6 +33,8 @@ pub enum Error {
         "SCIM provisioning is switched off for this account; an administrator must turn on \"SCIM Enabled\" for it"
     )]
     ScimDisabled,
+    #[error("too many requests; retry later")]
+    RateLimited(std::time::Duration),
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] DbErr),
     #[error("internal error")]
@@ -54,6 +56,7 @@ impl Error {
             Self::Unauthenticated(_) => ErrorReason::Unauthenticated,
             Self::PermissionDenied(_) => ErrorReason::PermissionDenied,
             Self::ScimDisabled => ErrorReason::ScimDisabled,
+            Self::RateLimited(_) => ErrorReason::RateLimited,
             Self::Unavailable(_) => ErrorReason::Unavailable,
             Self::Internal(_) => ErrorReason::Internal,
         }
@@ -68,6 +71,7 @@ impl Error {
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::ScimDisabled => Code::FailedPrecondition,
+            Self::RateLimited(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }
@@ -109,8 +113,17 @@ impl From<Error> for tonic::Status {
         if let Error::InvalidArgument { field, .. } = &err {
             metadata.insert("field".to_owned(), (*field).to_owned());
         }
-        let details =
+        let mut details =
             ErrorDetails::with_error_info(err.reason().as_str_name(), ERROR_DOMAIN, metadata);
+        match &err {
+            Error::RateLimited(wait) => {
+                details.set_retry_info(Some(*wait));
+            }
+            Error::Unavailable(_) => {
+                details.set_retry_info(Some(std::time::Duration::from_secs(5)));
+            }
+            _ => {}
+        }
         tonic::Status::with_error_details(err.code(), err.to_string(), details)
     }
 }

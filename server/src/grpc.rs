@@ -114,7 +114,7 @@ fn event_pb(e: audit_event::Model, account: &str) -> pb::AuditEvent {
 #[tonic::async_trait]
 impl AccountService for Api {
     async fn create_account(&self, req: Request<pb::CreateAccountRequest>) -> Reply<pb::Account> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.into_inner();
         let new = NewAccount {
             slug: r.slug,
@@ -128,7 +128,7 @@ impl AccountService for Api {
     }
 
     async fn get_account(&self, req: Request<pb::GetAccountRequest>) -> Reply<pb::Account> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         Ok(Response::new(account_pb(
             self.0.get_account(&ctx, &req.get_ref().account).await?,
         )))
@@ -138,7 +138,7 @@ impl AccountService for Api {
         &self,
         req: Request<pb::ListAccountsRequest>,
     ) -> Reply<pb::ListAccountsResponse> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let (accounts, next_page_token) = self
             .0
@@ -154,7 +154,7 @@ impl AccountService for Api {
         &self,
         req: Request<pb::SetScimEnabledRequest>,
     ) -> Reply<pb::SetScimEnabledResponse> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let (account, issued) = self.0.set_scim_enabled(&ctx, &r.account, r.enabled).await?;
         let issued_token = issued.map(|t| issued_pb(t, &account.slug));
@@ -168,7 +168,7 @@ impl AccountService for Api {
 #[tonic::async_trait]
 impl TokenService for Api {
     async fn issue_token(&self, req: Request<pb::IssueTokenRequest>) -> Reply<pb::IssuedToken> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let expires = r.expires_at.as_ref().map(micros);
         let issued = self
@@ -179,7 +179,7 @@ impl TokenService for Api {
     }
 
     async fn rotate_token(&self, req: Request<pb::RotateTokenRequest>) -> Reply<pb::IssuedToken> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let grace = r.grace.as_ref().map_or(0, |d| {
             d.seconds
@@ -195,7 +195,7 @@ impl TokenService for Api {
     }
 
     async fn revoke_token(&self, req: Request<pb::RevokeTokenRequest>) -> Reply<pb::TokenInfo> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let (token, slug) = self.0.revoke_token(&ctx, &req.get_ref().token_id).await?;
         Ok(Response::new(token_pb(token, &slug)))
     }
@@ -204,7 +204,7 @@ impl TokenService for Api {
         &self,
         req: Request<pb::ListTokensRequest>,
     ) -> Reply<pb::ListTokensResponse> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let slug = &req.get_ref().account;
         let tokens = self.0.list_tokens(&ctx, slug).await?;
         Ok(Response::new(pb::ListTokensResponse {
@@ -216,7 +216,7 @@ impl TokenService for Api {
 #[tonic::async_trait]
 impl UserService for Api {
     async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> Reply<pb::User> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.into_inner();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
         let user = self.0.create_user(&ctx, r).await?;
@@ -224,7 +224,7 @@ impl UserService for Api {
     }
 
     async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Reply<pb::User> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
         let user = self.0.get_user(&ctx, &account.slug, &r.id).await?;
@@ -232,7 +232,7 @@ impl UserService for Api {
     }
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Reply<pb::ListUsersResponse> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
         let (users, total_results, start_index) = self.0.list_users(&ctx, r).await?;
@@ -250,7 +250,7 @@ impl UserService for Api {
         &self,
         req: Request<pb::UpdateUserRequest>,
     ) -> Reply<pb::UpdateUserResponse> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.into_inner();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
         let changes = UserChanges {
@@ -285,7 +285,7 @@ impl UserService for Api {
         &self,
         req: Request<pb::CheckLoginRequest>,
     ) -> Reply<pb::CheckLoginResponse> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let (allowed, reason, user_id) = self.0.check_login(&ctx, req.get_ref()).await?;
         Ok(Response::new(pb::CheckLoginResponse {
             allowed,
@@ -301,7 +301,7 @@ impl Api {
         req: Request<pb::SetActiveRequest>,
         active: bool,
     ) -> Reply<pb::User> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
         let changes = UserChanges {
@@ -323,7 +323,7 @@ impl AuditService for Api {
         &self,
         req: Request<pb::ListEventsRequest>,
     ) -> Reply<pb::ListEventsResponse> {
-        let ctx = self.0.authenticate(req.metadata()).await?;
+        let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let (events, next_page_token) = self
             .0

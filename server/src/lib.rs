@@ -16,10 +16,24 @@ pub mod service;
 
 use clock::Clock;
 use db::{Db, SqliteSync};
-use service::Core;
+use service::{Core, Limits};
+
+/// The longest a gRPC call may take; past it the caller gets an error well
+/// before Okta's 60-second timeout.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
+/// How often the database is checked for gRPC health.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often batched token last-used times are written.
 pub const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+
+/// The services whose health `grpc.health.v1` reports.
+const SERVICES: [&str; 4] = [
+    "provisioning.v1.AccountService",
+    "provisioning.v1.TokenService",
+    "provisioning.v1.UserService",
+    "provisioning.v1.AuditService",
+];
 
 pub struct Options {
     pub database_url: String,
@@ -27,6 +41,7 @@ pub struct Options {
     pub admin_token: String,
     pub clock: Arc<dyn Clock>,
     pub facade: FacadeConfig,
+    pub limits: Limits,
 }
 
 /// A running server; [`Running::shutdown`] stops it gracefully.
@@ -71,7 +86,12 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let db = Db::connect(&options.database_url, options.sqlite_sync).await?;
     db.migrate().await?;
-    let core = Arc::new(Core::new(db, options.clock, &options.admin_token));
+    let core = Arc::new(Core::new(
+        db,
+        options.clock,
+        &options.admin_token,
+        &options.limits,
+    ));
     let api = grpc::Api(core.clone());
     let (stop, stop_rx) = watch::channel(false);
     let grpc_addr = grpc
@@ -82,12 +102,7 @@ pub async fn start(
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    for name in [
-        "provisioning.v1.AccountService",
-        "provisioning.v1.TokenService",
-        "provisioning.v1.UserService",
-        "provisioning.v1.AuditService",
-    ] {
+    for name in SERVICES {
         health
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
@@ -106,6 +121,7 @@ pub async fn start(
     let (_, reflection_v1alpha) = reflection(false).map_err(|e| StartError::Grpc(e.to_string()))?;
 
     let router = tonic::transport::Server::builder()
+        .timeout(REQUEST_TIMEOUT)
         .add_service(health_service)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
@@ -121,6 +137,35 @@ pub async fn start(
             .await
         {
             tracing::error!(%err, "gRPC server failed");
+        }
+    }));
+
+    let monitor = core.clone();
+    let mut monitor_stop = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+        let mut serving = true;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let ok = monitor.db.ping().await.is_ok();
+                    if ok != serving {
+                        serving = ok;
+                        let status = if ok {
+                            tracing::info!("database reachable again: serving");
+                            tonic_health::ServingStatus::Serving
+                        } else {
+                            tracing::warn!("database unreachable: not serving");
+                            tonic_health::ServingStatus::NotServing
+                        };
+                        health.set_service_status("", status).await;
+                        for name in SERVICES {
+                            health.set_service_status(name, status).await;
+                        }
+                    }
+                }
+                _ = monitor_stop.changed() => break,
+            }
         }
     }));
 

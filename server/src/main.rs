@@ -13,7 +13,7 @@ use provisioning_facade::FacadeConfig;
 use provisioning_proto::pb::{
     self, account_service_client::AccountServiceClient, token_service_client::TokenServiceClient,
 };
-use provisioning_server::{Options, clock::SystemClock, db::SqliteSync, keys};
+use provisioning_server::{Options, clock::SystemClock, db::SqliteSync, keys, service::Limits};
 use tonic::{Request, transport::Channel};
 
 /// Where `serve` keeps a generated admin token when `PROVISIONING_ADMIN_TOKEN` is unset.
@@ -44,6 +44,9 @@ enum Command {
         /// SQLite durability: normal survives process crashes, full also power loss.
         #[arg(long, value_enum, default_value_t = SqliteSync::Normal)]
         sqlite_synchronous: SqliteSync,
+        /// Requests per second allowed per SCIM token (bursts of twice that); 0 turns the limit off.
+        #[arg(long, default_value_t = 100.0)]
+        rate_limit: f64,
         #[command(flatten)]
         facade: FacadeArgs,
     },
@@ -167,16 +170,16 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             grpc_addr,
             scim_addr,
             sqlite_synchronous,
+            rate_limit,
             facade,
         } => {
-            serve(
-                db,
-                grpc_addr,
-                scim_addr,
-                sqlite_synchronous,
-                facade.config(),
-            )
-            .await
+            let limits = Limits {
+                per_token_per_second: rate_limit.max(0.0),
+                per_token_burst: rate_limit.max(0.0) * 2.0,
+                ..Limits::default()
+            };
+            let addrs = (grpc_addr, scim_addr);
+            serve(db, addrs, sqlite_synchronous, limits, facade.config()).await
         }
         Command::Facade {
             grpc_url,
@@ -297,9 +300,9 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
 
 async fn serve(
     db: String,
-    grpc_addr: SocketAddr,
-    scim_addr: SocketAddr,
+    (grpc_addr, scim_addr): (SocketAddr, SocketAddr),
     sqlite_sync: SqliteSync,
+    limits: Limits,
     facade: FacadeConfig,
 ) -> Result<(), AnyError> {
     let admin_token = match std::env::var("PROVISIONING_ADMIN_TOKEN") {
@@ -314,6 +317,7 @@ async fn serve(
         admin_token,
         clock: Arc::new(SystemClock),
         facade,
+        limits,
     };
     let running = provisioning_server::start(options, grpc, Some(scim)).await?;
     tracing::info!(

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The `provisioning` binary as an operator uses it: `serve` on SQLite, then
 //! the admin commands against it. Stdout carries only command output.
 use std::{

@@ -44,10 +44,25 @@ pub struct TestEnv {
     running: Option<Running>,
     _dir: Option<tempfile::TempDir>,
     pg_database: Option<String>,
+    settings: Settings,
+    /// The cuttable proxy in front of PostgreSQL, with `Settings::through_proxy`.
+    pub proxy: Option<TcpProxy>,
+}
+
+/// What a test may change about the server it starts.
+#[derive(Default, Clone)]
+pub struct Settings {
+    pub limits: provisioning_server::service::Limits,
+    /// PostgreSQL only: reach the database through a proxy the test can cut.
+    pub through_proxy: bool,
 }
 
 impl TestEnv {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, Settings::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, settings: Settings) -> Self {
         // `TEST_LOG=debug cargo test …` shows the server's logs.
         if let Ok(filter) = std::env::var("TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -67,7 +82,16 @@ impl TestEnv {
             }
         };
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap());
-        let running = Self::start_server(&database_url, clock.clone()).await;
+        let mut proxy = None;
+        let mut server_url = database_url.clone();
+        if settings.through_proxy {
+            assert_eq!(backend, Backend::Postgres, "the proxy is for PostgreSQL");
+            let p = TcpProxy::start(pg_host_port(&database_url)).await;
+            server_url =
+                database_url.replacen(&pg_host_port(&database_url), &p.addr.to_string(), 1);
+            proxy = Some(p);
+        }
+        let running = Self::start_server(&server_url, clock.clone(), &settings).await;
         let db = Database::connect(&database_url)
             .await
             .expect("test connection");
@@ -87,10 +111,16 @@ impl TestEnv {
             running: Some(running),
             _dir: dir,
             pg_database,
+            settings,
+            proxy,
         }
     }
 
-    async fn start_server(database_url: &str, clock: Arc<ManualClock>) -> Running {
+    async fn start_server(
+        database_url: &str,
+        clock: Arc<ManualClock>,
+        settings: &Settings,
+    ) -> Running {
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let scim = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let options = Options {
@@ -99,6 +129,7 @@ impl TestEnv {
             admin_token: ADMIN_TOKEN.to_owned(),
             clock,
             facade: Default::default(),
+            limits: settings.limits.clone(),
         };
         provisioning_server::start(options, grpc, Some(scim))
             .await
@@ -107,7 +138,7 @@ impl TestEnv {
 
     /// A second server process-alike on the same database (another replica).
     pub async fn replica(&self) -> Running {
-        Self::start_server(&self.database_url, self.clock.clone()).await
+        Self::start_server(&self.database_url, self.clock.clone(), &self.settings).await
     }
 
     pub fn running(&self) -> &Running {
@@ -299,4 +330,57 @@ macro_rules! backend_tests {
             )*
         }
     };
+}
+
+fn pg_host_port(url: &str) -> String {
+    let after_at = url.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(url);
+    after_at.split('/').next().unwrap_or(after_at).to_owned()
+}
+
+/// A TCP proxy that a test can cut (every connection dropped, new ones
+/// refused) and restore, to take a database away without stopping it.
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    up: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, _) = tokio::sync::watch::channel(true);
+        let up = Arc::new(up);
+        let state = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
+                if !*state.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let mut watch = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
 }

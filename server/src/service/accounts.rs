@@ -165,6 +165,7 @@ impl Core {
             }
         }
         txn.commit().await?;
+        self.tokens.clear();
         Ok((updated, issued))
     }
 }

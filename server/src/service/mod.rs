@@ -2,7 +2,9 @@
 //! every RPC. The gRPC layer (`crate::grpc`) only converts messages.
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use sea_orm::{
@@ -24,6 +26,7 @@ use crate::{
 pub mod accounts;
 pub mod audit;
 pub mod filter;
+pub mod limits;
 pub mod tokens;
 pub mod users;
 pub mod validate;
@@ -32,6 +35,32 @@ pub mod validate;
 pub const SCIM_ONLY_HEADER: &str = "x-scim-only";
 /// Metadata carrying the request id, recorded in audit events.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Metadata the SCIM facade adds: the HTTP client's address, for the
+/// failed-authentication limit.
+pub const CLIENT_IP_HEADER: &str = "x-client-ip";
+
+/// Request limits; all bounded in memory.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per second per SCIM token (0 switches the limit off).
+    pub per_token_per_second: f64,
+    pub per_token_burst: f64,
+    /// Failed authentications per minute per client address.
+    pub auth_failures_per_minute: f64,
+    /// How long another replica's token changes may take to show here.
+    pub token_cache_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_token_per_second: 100.0,
+            per_token_burst: 200.0,
+            auth_failures_per_minute: 30.0,
+            token_cache_ttl: Duration::from_secs(5),
+        }
+    }
+}
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -87,20 +116,61 @@ pub struct Core {
     admin_hash: String,
     /// Token id → last use (µs), flushed in batches by [`Core::flush_last_used`].
     last_used: Mutex<HashMap<Uuid, i64>>,
+    pub(crate) tokens: limits::TokenCache,
+    per_token: Option<limits::Buckets<Uuid>>,
+    auth_failures: limits::Buckets<IpAddr>,
 }
 
 impl Core {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, admin_token: &str) -> Self {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, admin_token: &str, limits: &Limits) -> Self {
+        let per_token = (limits.per_token_per_second > 0.0).then(|| {
+            limits::Buckets::new(
+                limits.per_token_per_second,
+                limits.per_token_burst.max(1.0),
+                100_000,
+            )
+        });
+        let failures = limits.auth_failures_per_minute.max(1.0);
         Self {
             db,
             clock,
             admin_hash: keys::hash_secret(admin_token),
             last_used: Mutex::new(HashMap::new()),
+            tokens: limits::TokenCache::new(limits.token_cache_ttl, 100_000),
+            per_token,
+            auth_failures: limits::Buckets::new(failures / 60.0, failures, 10_000),
         }
     }
 
-    /// Identifies the caller from `authorization: Bearer …` metadata.
-    pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Ctx> {
+    /// Identifies the caller from `authorization: Bearer …` metadata. Failed
+    /// attempts are limited per client address (the facade's `x-client-ip`,
+    /// else the peer): past the limit, attempts are refused before any
+    /// database read.
+    pub async fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Ctx> {
+        let metadata = request.metadata();
+        let client = metadata
+            .get(CLIENT_IP_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<IpAddr>().ok())
+            .or_else(|| request.remote_addr().map(|a| a.ip()));
+        let now = self.clock.now_micros();
+        if let Some(ip) = client {
+            self.auth_failures
+                .check(&ip, now)
+                .map_err(Error::RateLimited)?;
+        }
+        let result = self.identify(metadata, now).await;
+        if let (Err(Error::Unauthenticated(_)), Some(ip)) = (&result, client) {
+            let _ = self.auth_failures.take(&ip, now);
+        }
+        let ctx = result?;
+        if let (Caller::Scim { token_id, .. }, Some(limit)) = (&ctx.caller, &self.per_token) {
+            limit.take(token_id, now).map_err(Error::RateLimited)?;
+        }
+        Ok(ctx)
+    }
+
+    async fn identify(&self, metadata: &MetadataMap, now: i64) -> Result<Ctx> {
         let request_id = metadata
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -125,21 +195,31 @@ impl Core {
                 request_id,
             });
         }
-        let now = self.clock.now_micros();
-        let token = scim_token::Entity::find()
-            .filter(scim_token::Column::TokenHash.eq(hash))
-            .one(&self.db.read)
-            .await?
-            .ok_or(Error::Unauthenticated("invalid token"))?;
+        if !secret.starts_with(keys::TOKEN_PREFIX) {
+            return Err(Error::Unauthenticated("invalid token"));
+        }
+        let (token, account) = match self.tokens.get(&hash, now) {
+            Some(cached) => (cached.token, cached.account),
+            None => {
+                let token = scim_token::Entity::find()
+                    .filter(scim_token::Column::TokenHash.eq(hash.as_str()))
+                    .one(&self.db.read)
+                    .await?
+                    .ok_or(Error::Unauthenticated("invalid token"))?;
+                let account = account::Entity::find_by_id(token.account_id)
+                    .one(&self.db.read)
+                    .await?
+                    .ok_or(Error::Unauthenticated("invalid token"))?;
+                self.tokens
+                    .insert(hash, token.clone(), account.clone(), now);
+                (token, account)
+            }
+        };
         if !token.is_live(now) {
             return Err(Error::Unauthenticated(
                 "the token was revoked or has expired",
             ));
         }
-        let account = account::Entity::find_by_id(token.account_id)
-            .one(&self.db.read)
-            .await?
-            .ok_or(Error::Unauthenticated("invalid token"))?;
         if !account.scim_enabled {
             return Err(Error::ScimDisabled);
         }

@@ -129,6 +129,7 @@ impl Core {
             .insert_token(&txn, ctx, &account, description, expires_at)
             .await?;
         txn.commit().await?;
+        self.tokens.clear();
         Ok(issued)
     }
 
@@ -168,6 +169,7 @@ impl Core {
         )
         .await?;
         txn.commit().await?;
+        self.tokens.clear();
         Ok((token, account.slug))
     }
 
