@@ -8,7 +8,8 @@ pub mod pb {
 }
 
 /// The encoded file descriptor set, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("provisioning_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("provisioning_descriptor");
 
 /// The `ErrorInfo.domain` of every error the core returns.
 pub const ERROR_DOMAIN: &str = "provisioning.v1";

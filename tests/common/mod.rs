@@ -16,12 +16,8 @@ use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
 use tokio::net::TcpListener;
 use tonic::{Request, transport::Channel};
 
-/// Where PostgreSQL tests create their databases. CI runs them; they fail
-/// (never skip) when the server cannot be reached.
-pub fn postgres_admin_url() -> String {
-    std::env::var("PROVISIONING_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+#[path = "pg.rs"]
+mod pg;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -77,7 +73,7 @@ impl TestEnv {
                 (url, Some(dir), None)
             }
             Backend::Postgres => {
-                let (url, name) = create_pg_database().await;
+                let (url, name) = pg::create_database().await;
                 (url, None, Some(name))
             }
         };
@@ -257,24 +253,7 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         if let Some(name) = self.pg_database.take() {
-            // Drop the database on a thread of its own: Drop cannot await.
-            let admin_url = postgres_admin_url();
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    if let Ok(db) = Database::connect(&admin_url).await {
-                        let _ = db
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await;
-                    }
-                });
-            })
-            .join();
+            pg::drop_database(name);
         }
     }
 }
@@ -285,27 +264,6 @@ pub fn with_token<T>(message: T, token: &str) -> Request<T> {
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
-}
-
-async fn create_pg_database() -> (String, String) {
-    let admin_url = postgres_admin_url();
-    let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL tests need a server at {admin_url} (set PROVISIONING_TEST_POSTGRES_URL): {e}"
-        )
-    });
-    let name = format!("prov_test_{}", uuid::Uuid::now_v7().simple());
-    admin
-        .execute_unprepared(&format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
-        ))
-        .await
-        .expect("create test database");
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base)
-        .unwrap_or(&admin_url);
-    (format!("{base}/{name}"), name)
 }
 
 /// For each `async fn name(backend: Backend)`, generates `sqlite::name` and
