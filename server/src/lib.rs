@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod keys;
+pub mod seed;
 pub mod service;
 
 use clock::Clock;
@@ -41,6 +42,8 @@ pub struct Options {
     pub admin_token: String,
     pub clock: Arc<dyn Clock>,
     pub facade: FacadeConfig,
+    /// The SCIM listener's limits and, optionally, TLS.
+    pub scim_serve: provisioning_facade::ServeOptions,
     pub limits: Limits,
 }
 
@@ -199,8 +202,11 @@ pub async fn start(
             .connect_lazy();
         let app = provisioning_facade::app(channel, options.facade);
         let shutdown = stopped(stop_rx.clone());
+        let serve_options = options.scim_serve;
         tasks.push(tokio::spawn(async move {
-            if let Err(err) = provisioning_facade::serve(listener, app, shutdown).await {
+            if let Err(err) =
+                provisioning_facade::serve_with(listener, app, serve_options, shutdown).await
+            {
                 tracing::error!(%err, "SCIM server failed");
             }
         }));

@@ -9,7 +9,7 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
-use provisioning_facade::FacadeConfig;
+use provisioning_facade::{FacadeConfig, ServeOptions};
 use provisioning_proto::pb::{
     self, account_service_client::AccountServiceClient, token_service_client::TokenServiceClient,
 };
@@ -90,15 +90,32 @@ struct FacadeArgs {
     /// Trust X-Forwarded-Proto and X-Forwarded-Host (only behind your own proxy).
     #[arg(long)]
     trust_forwarded_headers: bool,
+    /// Serve SCIM over HTTPS with this certificate chain (PEM; needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl FacadeArgs {
-    fn config(self) -> FacadeConfig {
+    fn config(&self) -> FacadeConfig {
         FacadeConfig {
-            public_url: self.public_url,
+            public_url: self.public_url.clone(),
             trust_forwarded_headers: self.trust_forwarded_headers,
             ..FacadeConfig::default()
         }
+    }
+
+    fn serve_options(&self) -> Result<ServeOptions, AnyError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(provisioning_facade::tls_config(cert, key)?),
+            _ => None,
+        };
+        Ok(ServeOptions {
+            tls,
+            ..ServeOptions::default()
+        })
     }
 }
 
@@ -179,7 +196,7 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                 ..Limits::default()
             };
             let addrs = (grpc_addr, scim_addr);
-            serve(db, addrs, sqlite_synchronous, limits, facade.config()).await
+            serve(db, addrs, sqlite_synchronous, limits, &facade).await
         }
         Command::Facade {
             grpc_url,
@@ -192,7 +209,8 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             let listener = tokio::net::TcpListener::bind(scim_addr).await?;
             tracing::info!(addr = %listener.local_addr()?, "SCIM facade listening");
             let app = provisioning_facade::app(channel, facade.config());
-            provisioning_facade::serve(listener, app, shutdown_signal()).await?;
+            let options = facade.serve_options()?;
+            provisioning_facade::serve_with(listener, app, options, shutdown_signal()).await?;
             Ok(())
         }
         Command::Account { command, admin } => {
@@ -303,7 +321,7 @@ async fn serve(
     (grpc_addr, scim_addr): (SocketAddr, SocketAddr),
     sqlite_sync: SqliteSync,
     limits: Limits,
-    facade: FacadeConfig,
+    facade: &FacadeArgs,
 ) -> Result<(), AnyError> {
     let admin_token = match std::env::var("PROVISIONING_ADMIN_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
@@ -316,7 +334,8 @@ async fn serve(
         sqlite_sync,
         admin_token,
         clock: Arc::new(SystemClock),
-        facade,
+        facade: facade.config(),
+        scim_serve: facade.serve_options()?,
         limits,
     };
     let running = provisioning_server::start(options, grpc, Some(scim)).await?;

@@ -125,6 +125,7 @@ impl TestEnv {
             admin_token: ADMIN_TOKEN.to_owned(),
             clock,
             facade: Default::default(),
+            scim_serve: Default::default(),
             limits: settings.limits.clone(),
         };
         provisioning_server::start(options, grpc, Some(scim))
