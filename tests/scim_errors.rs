@@ -22,7 +22,102 @@ backend_tests!(
     patch_with_too_many_operations,
     accounts_never_see_each_other,
     errors_never_echo_submitted_values,
+    rate_limited_requests_get_429,
+    failed_authentication_floods_get_429,
 );
+
+async fn rate_limited_requests_get_429(b: Backend) {
+    let limits = provisioning_server::service::Limits {
+        per_token_per_second: 1.0,
+        per_token_burst: 2.0,
+        ..Default::default()
+    };
+    let s = Scim::start_with(
+        b,
+        common::Settings {
+            limits,
+            ..Default::default()
+        },
+    )
+    .await;
+    let other = s.env.account_with_token("other").await;
+    s.get("/Users?count=1").await.expect(200);
+    s.get("/Users?count=1").await.expect(200);
+    let reply = s.get("/Users?count=1").await;
+    reply.expect_error(429, None);
+    let retry: u64 = reply
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Other accounts are unaffected.
+    let reply = s
+        .send(s.http.get(s.url("/Users?count=1")).bearer_auth(&other))
+        .await;
+    reply.expect(200);
+    // A second later the token may call again.
+    s.env.clock.advance(chrono::Duration::seconds(1));
+    s.get("/Users?count=1").await.expect(200);
+}
+
+async fn failed_authentication_floods_get_429(b: Backend) {
+    let limits = provisioning_server::service::Limits {
+        auth_failures_per_minute: 3.0,
+        ..Default::default()
+    };
+    let s = Scim::start_with(
+        b,
+        common::Settings {
+            limits,
+            ..Default::default()
+        },
+    )
+    .await;
+    for i in 0..3 {
+        let bad = format!("scim_guess-{i}");
+        s.send(s.http.get(s.url("/Users")).bearer_auth(bad))
+            .await
+            .expect_error(401, None);
+    }
+    let reply = s
+        .send(s.http.get(s.url("/Users")).bearer_auth("scim_guess-4"))
+        .await;
+    reply.expect_error(429, None);
+    assert!(reply.header("retry-after").is_some());
+    s.env.clock.advance(chrono::Duration::seconds(60));
+    s.get("/Users?count=1").await.expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_is_503_with_retry_after() {
+    let settings = common::Settings {
+        through_proxy: true,
+        ..Default::default()
+    };
+    let s = Scim::start_with(Backend::Postgres, settings).await;
+    s.create("jane@example.com", "00u1").await;
+    s.env.proxy.as_ref().unwrap().cut();
+    let reply = s
+        .post("/Users", &okta_user("bob@example.com", "00u2"))
+        .await;
+    reply.expect_error(503, None);
+    assert!(reply.header("retry-after").is_some());
+    s.env.proxy.as_ref().unwrap().restore();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = s
+            .post("/Users", &okta_user("bob@example.com", "00u2"))
+            .await;
+        if reply.status == 201 {
+            break;
+        }
+        reply.expect_error(503, None);
+        assert!(tokio::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.get("/Users?count=0").await.expect(200)["totalResults"], 2);
+}
 
 async fn unauthenticated_requests(b: Backend) {
     let s = Scim::start(b).await;

@@ -16,6 +16,7 @@ use axum::{
 };
 use serde_json::{Map, Value};
 use tonic::metadata::{Ascii, MetadataValue};
+use tracing::Instrument as _;
 
 use crate::{
     AppState,
@@ -234,7 +235,21 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         return next.run(request).await;
     };
     request.headers_mut().insert(REQUEST_ID, id.clone());
-    let mut response = next.run(request).await;
+    // Every log line of the request carries its id (and so does the audit
+    // event it causes: the core records the `x-request-id` it is sent).
+    let span = tracing::info_span!(
+        "scim",
+        request_id = %String::from_utf8_lossy(id.as_bytes()),
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = async move {
+        let response = next.run(request).await;
+        tracing::info!(status = response.status().as_u16(), "handled");
+        response
+    }
+    .instrument(span)
+    .await;
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }

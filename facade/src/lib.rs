@@ -9,6 +9,7 @@ mod core;
 mod discovery;
 mod error;
 mod extract;
+mod ops;
 mod patch;
 mod routes;
 mod serve;
@@ -61,9 +62,10 @@ struct AppState {
     public_base: Option<String>,
 }
 
-/// The SCIM router (routes under `/scim/v2`), talking to the core over
-/// `channel`.
+/// The SCIM router (routes under `/scim/v2`, plus `/healthz` and `/readyz`),
+/// talking to the core over `channel`.
 pub fn app(channel: tonic::transport::Channel, config: FacadeConfig) -> axum::Router {
+    let ops = ops::router(channel.clone());
     let state = AppState {
         core: core::Core::new(channel, config.core_timeout),
         public_base: config
@@ -74,7 +76,7 @@ pub fn app(channel: tonic::transport::Channel, config: FacadeConfig) -> axum::Ro
     };
     let inner = routes::router(state);
     // Tolerate a base URL entered with a trailing slash (`/scim/v2//Users`).
-    axum::Router::new().fallback_service(tower::ServiceExt::map_request(
+    ops.fallback_service(tower::ServiceExt::map_request(
         inner,
         routes::normalize_path,
     ))

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(scim_error_bodies))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(crate::ops::record))
         .with_state(state)
 }
 

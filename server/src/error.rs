@@ -87,7 +87,10 @@ impl From<DbErr> for Error {
             DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Self::Unavailable(err),
             _ => {
                 let text = err.to_string();
+                // A deadlock or serialisation failure is transient: retry.
                 if text.contains("database is locked")
+                    || text.contains("deadlock detected")
+                    || text.contains("could not serialize access")
                     || text.contains("unable to open database")
                     || text.contains("readonly database")
                     || text.contains("disk I/O error")

@@ -1,5 +1,5 @@
 //! The gRPC services: authenticate, call the core, convert the result.
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
 
 use provisioning_proto::pb::{
     self,
@@ -8,6 +8,7 @@ use provisioning_proto::pb::{
     token_service_server::{TokenService, TokenServiceServer},
     user_service_server::{UserService, UserServiceServer},
 };
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -317,8 +318,27 @@ impl Api {
     }
 }
 
+/// The stream of `WatchEvents`.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl AuditService for Api {
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Reply<Self::WatchEventsStream> {
+        let ctx = self.0.authenticate(&req).await?;
+        let r = req.get_ref();
+        let watch = self
+            .0
+            .watch_events(&ctx, &r.account, r.cursor, r.from_now)
+            .await?;
+        let stream = watch.map(|item| item.map(|w| event_pb(w.event, &w.account)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn list_events(
         &self,
         req: Request<pb::ListEventsRequest>,

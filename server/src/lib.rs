@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod keys;
+pub mod metrics;
 pub mod seed;
 pub mod service;
 
@@ -27,6 +28,10 @@ pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often batched token last-used times are written.
 pub const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+
+/// How long open gRPC calls (watch streams whose callers do not read) may
+/// hold up a shutdown before they are cut.
+pub const GRPC_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The services whose health `grpc.health.v1` reports.
 const SERVICES: [&str; 4] = [
@@ -45,19 +50,30 @@ pub struct Options {
     /// The SCIM listener's limits and, optionally, TLS.
     pub scim_serve: provisioning_facade::ServeOptions,
     pub limits: Limits,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address (port 0:
+    /// any free port; see [`Running::metrics_addr`]).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A running server; [`Running::shutdown`] stops it gracefully.
 pub struct Running {
     pub grpc_addr: SocketAddr,
     pub scim_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     pub core: Arc<Core>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The SCIM listener stops first, so its in-flight requests can still
+    /// call the core.
+    scim: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Running {
     pub async fn shutdown(self) {
+        if let Some((stop, task)) = self.scim {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -74,6 +90,8 @@ pub enum StartError {
     Database(#[from] sea_orm::DbErr),
     #[error("gRPC: {0}")]
     Grpc(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -125,6 +143,7 @@ pub async fn start(
 
     let router = tonic::transport::Server::builder()
         .timeout(REQUEST_TIMEOUT)
+        .layer(metrics::GrpcMetricsLayer)
         .add_service(health_service)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
@@ -134,14 +153,51 @@ pub async fn start(
         .add_service(api.audit_service());
     let mut tasks = Vec::new();
     let shutdown = stopped(stop_rx.clone());
+    let grace = stopped(stop_rx.clone());
     tasks.push(tokio::spawn(async move {
-        if let Err(err) = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
-            .await
-        {
-            tracing::error!(%err, "gRPC server failed");
+        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown);
+        tokio::select! {
+            served = serve => {
+                if let Err(err) = served {
+                    tracing::error!(%err, "gRPC server failed");
+                }
+            }
+            () = async {
+                grace.await;
+                tokio::time::sleep(GRPC_SHUTDOWN_GRACE).await;
+            } => tracing::warn!("gRPC calls still open after the shutdown grace: cut"),
         }
     }));
+
+    // Watchers: wake them for other replicas' events, end them at shutdown.
+    let poller = core.clone();
+    let mut poll_stop = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(service::watch::WATCH_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(err) = poller.poll_new_events().await {
+                        tracing::debug!(%err, "could not look for new audit events");
+                    }
+                }
+                _ = poll_stop.changed() => break,
+            }
+        }
+        poller.close_watchers();
+    }));
+
+    let mut metrics_addr = None;
+    if let Some(addr) = options.metrics_addr {
+        let db = core.db.clone();
+        let refresh: metrics::OnScrape = Arc::new(move || db.publish_pool_gauges());
+        let (bound, task) = metrics::serve(addr, Some(refresh), stopped(stop_rx.clone()))
+            .await
+            .map_err(StartError::Metrics)?;
+        metrics_addr = Some(bound);
+        tasks.push(task);
+    }
 
     let monitor = core.clone();
     let mut monitor_stop = stop_rx.clone();
@@ -189,6 +245,7 @@ pub async fn start(
     }));
 
     let mut scim_addr = None;
+    let mut scim_task = None;
     if let Some(listener) = scim {
         scim_addr = Some(
             listener
@@ -201,22 +258,26 @@ pub async fn start(
             .http2_keep_alive_interval(Duration::from_secs(30))
             .connect_lazy();
         let app = provisioning_facade::app(channel, options.facade);
-        let shutdown = stopped(stop_rx.clone());
+        let (scim_stop, scim_stop_rx) = watch::channel(false);
+        let shutdown = stopped(scim_stop_rx);
         let serve_options = options.scim_serve;
-        tasks.push(tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(err) =
                 provisioning_facade::serve_with(listener, app, serve_options, shutdown).await
             {
                 tracing::error!(%err, "SCIM server failed");
             }
-        }));
+        });
+        scim_task = Some((scim_stop, task));
     }
 
     Ok(Running {
         grpc_addr,
         scim_addr,
+        metrics_addr,
         core,
         stop,
         tasks,
+        scim: scim_task,
     })
 }

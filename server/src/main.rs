@@ -49,6 +49,8 @@ enum Command {
         rate_limit: f64,
         #[command(flatten)]
         facade: FacadeArgs,
+        #[command(flatten)]
+        ops: OpsArgs,
     },
     /// Run the SCIM facade alone, in front of a core elsewhere.
     Facade {
@@ -58,6 +60,16 @@ enum Command {
         scim_addr: SocketAddr,
         #[command(flatten)]
         facade: FacadeArgs,
+        #[command(flatten)]
+        ops: OpsArgs,
+    },
+    /// Copy a SQLite database consistently, even while the service runs.
+    Backup {
+        /// Where to write the copy; an existing file is never overwritten.
+        path: PathBuf,
+        /// Database URL: sqlite://FILE (for PostgreSQL use pg_dump).
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://provisioning.db")]
+        db: String,
     },
     /// Manage accounts.
     Account {
@@ -120,6 +132,22 @@ impl FacadeArgs {
 }
 
 #[derive(Args)]
+struct OpsArgs {
+    /// Log lines as human-readable text or as JSON objects (for log collectors).
+    #[arg(long, value_enum, env = "PROVISIONING_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off unless given).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
 struct AdminArgs {
     /// The core's gRPC URL.
     #[arg(long, global = true, default_value = "http://127.0.0.1:50051")]
@@ -161,15 +189,28 @@ enum TokenCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Serve { ops, .. } | Command::Facade { ops, .. } => ops.log_format,
+        _ => LogFormat::Text,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match run(Cli::parse()).await {
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -189,6 +230,7 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             sqlite_synchronous,
             rate_limit,
             facade,
+            ops,
         } => {
             let limits = Limits {
                 per_token_per_second: rate_limit.max(0.0),
@@ -196,21 +238,37 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                 ..Limits::default()
             };
             let addrs = (grpc_addr, scim_addr);
-            serve(db, addrs, sqlite_synchronous, limits, &facade).await
+            serve(db, addrs, sqlite_synchronous, limits, &facade, &ops).await
         }
         Command::Facade {
             grpc_url,
             scim_addr,
             facade,
+            ops,
         } => {
             let channel = tonic::transport::Endpoint::from_shared(grpc_url)?
                 .tcp_nodelay(true)
                 .connect_lazy();
             let listener = tokio::net::TcpListener::bind(scim_addr).await?;
+            if let Some(addr) = ops.metrics_addr {
+                let (bound, _task) =
+                    provisioning_server::metrics::serve(addr, None, shutdown_signal()).await?;
+                tracing::info!(addr = %bound, "metrics at /metrics");
+            }
             tracing::info!(addr = %listener.local_addr()?, "SCIM facade listening");
             let app = provisioning_facade::app(channel, facade.config());
             let options = facade.serve_options()?;
             provisioning_facade::serve_with(listener, app, options, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Backup { path, db } => {
+            let backup = provisioning_server::db::backup::backup(&db, &path).await?;
+            println!("{}", path.display());
+            eprintln!(
+                "backed up to {} ({} bytes); to restore, stop the service and put this file in place of the database (removing its -wal and -shm files)",
+                path.display(),
+                backup.bytes
+            );
             Ok(())
         }
         Command::Account { command, admin } => {
@@ -322,6 +380,7 @@ async fn serve(
     sqlite_sync: SqliteSync,
     limits: Limits,
     facade: &FacadeArgs,
+    ops: &OpsArgs,
 ) -> Result<(), AnyError> {
     let admin_token = match std::env::var("PROVISIONING_ADMIN_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
@@ -337,11 +396,13 @@ async fn serve(
         facade: facade.config(),
         scim_serve: facade.serve_options()?,
         limits,
+        metrics_addr: ops.metrics_addr,
     };
     let running = provisioning_server::start(options, grpc, Some(scim)).await?;
     tracing::info!(
         grpc = %running.grpc_addr,
         scim = %running.scim_addr.map(|a| a.to_string()).unwrap_or_default(),
+        metrics = %running.metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         "provisioning is serving (gRPC, and SCIM at /scim/v2)"
     );
     shutdown_signal().await;

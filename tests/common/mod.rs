@@ -43,6 +43,8 @@ pub struct TestEnv {
     settings: Settings,
     /// The cuttable proxy in front of PostgreSQL, with `Settings::through_proxy`.
     pub proxy: Option<TcpProxy>,
+    /// The URL the server uses (through the proxy, if any).
+    server_url: String,
 }
 
 /// What a test may change about the server it starts.
@@ -51,6 +53,8 @@ pub struct Settings {
     pub limits: provisioning_server::service::Limits,
     /// PostgreSQL only: reach the database through a proxy the test can cut.
     pub through_proxy: bool,
+    /// Serve Prometheus metrics on a port of its own (`TestEnv::metrics_url`).
+    pub metrics: bool,
 }
 
 impl TestEnv {
@@ -109,6 +113,7 @@ impl TestEnv {
             pg_database,
             settings,
             proxy,
+            server_url,
         }
     }
 
@@ -127,6 +132,7 @@ impl TestEnv {
             facade: Default::default(),
             scim_serve: Default::default(),
             limits: settings.limits.clone(),
+            metrics_addr: settings.metrics.then(|| "127.0.0.1:0".parse().unwrap()),
         };
         provisioning_server::start(options, grpc, Some(scim))
             .await
@@ -136,6 +142,31 @@ impl TestEnv {
     /// A second server process-alike on the same database (another replica).
     pub async fn replica(&self) -> Running {
         Self::start_server(&self.database_url, self.clock.clone(), &self.settings).await
+    }
+
+    /// Stops the server gracefully and starts a new one on the same
+    /// database (new ports: `grpc_url` and `scim_base` change).
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        let running =
+            Self::start_server(&self.server_url, self.clock.clone(), &self.settings).await;
+        self.grpc_url = format!("http://{}", running.grpc_addr);
+        self.scim_base = format!(
+            "http://{}/scim/v2",
+            running.scim_addr.expect("scim listener")
+        );
+        self.running = Some(running);
+    }
+
+    /// `http://127.0.0.1:PORT/metrics`, with `Settings::metrics`.
+    pub fn metrics_url(&self) -> String {
+        let addr = self
+            .running()
+            .metrics_addr
+            .expect("Settings::metrics is on");
+        format!("http://{addr}/metrics")
     }
 
     pub fn running(&self) -> &Running {

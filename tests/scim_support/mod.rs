@@ -80,7 +80,11 @@ impl Reply {
 
 impl Scim {
     pub async fn start(backend: Backend) -> Self {
-        let env = TestEnv::start(backend).await;
+        Self::start_with(backend, crate::common::Settings::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, settings: crate::common::Settings) -> Self {
+        let env = TestEnv::start_with(backend, settings).await;
         let token = env.account_with_token("acme").await;
         Self {
             env,

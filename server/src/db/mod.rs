@@ -6,12 +6,14 @@ use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
     SqlxPostgresConnector, SqlxSqliteConnector, TransactionOptions, TransactionTrait as _,
     sqlx::{
+        PgPool, SqlitePool,
         postgres::{PgConnectOptions, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     },
 };
 use sea_orm_migration::MigratorTrait as _;
 
+pub mod backup;
 pub mod entities;
 pub mod migration;
 
@@ -31,6 +33,50 @@ pub enum SqliteSync {
 pub struct Db {
     pub read: DatabaseConnection,
     write: DatabaseConnection,
+    /// The pools behind `read` and `write`, for their gauges.
+    pools: Vec<(&'static str, Pool)>,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// One connection pool's use, for the metrics endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: &'static str,
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Records every statement's latency (`provisioning_db_query_duration_seconds`).
+fn observe(conn: &mut DatabaseConnection, pool: &'static str) {
+    conn.set_metric_callback(move |info| {
+        let kind = match info
+            .statement
+            .sql
+            .trim_start()
+            .get(..6)
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            Some("SELECT") => "select",
+            Some("INSERT") => "insert",
+            Some("UPDATE") => "update",
+            Some("DELETE") => "delete",
+            _ => "other",
+        };
+        metrics::histogram!(
+            "provisioning_db_query_duration_seconds",
+            "pool" => pool,
+            "statement" => kind,
+            "outcome" => if info.failed { "error" } else { "ok" },
+        )
+        .record(info.elapsed.as_secs_f64());
+    });
 }
 
 impl Db {
@@ -43,10 +89,12 @@ impl Db {
                 .connect_with(options)
                 .await
                 .map_err(conn_err)?;
-            let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+            let mut conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+            observe(&mut conn, "main");
             Ok(Self {
                 read: conn.clone(),
                 write: conn,
+                pools: vec![("main", Pool::Postgres(pool))],
             })
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
@@ -71,9 +119,17 @@ impl Db {
                 .connect_with(options.read_only(true))
                 .await
                 .map_err(conn_err)?;
+            let mut read = SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool.clone());
+            let mut write = SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool.clone());
+            observe(&mut read, "read");
+            observe(&mut write, "write");
             Ok(Self {
-                read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool),
-                write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool),
+                read,
+                write,
+                pools: vec![
+                    ("read", Pool::Sqlite(read_pool)),
+                    ("write", Pool::Sqlite(write_pool)),
+                ],
             })
         } else {
             Err(DbErr::Custom(
@@ -94,13 +150,53 @@ impl Db {
     /// A write transaction. On SQLite it takes the write lock up front, so
     /// two writers never deadlock upgrading a read lock.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.write
+        let start = std::time::Instant::now();
+        let txn = self
+            .write
             .begin_with_options(TransactionOptions {
                 isolation_level: None,
                 access_mode: None,
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             })
-            .await
+            .await;
+        metrics::histogram!("provisioning_db_begin_write_duration_seconds")
+            .record(start.elapsed().as_secs_f64());
+        txn
+    }
+
+    /// Each pool's open, idle and maximum connections.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        self.pools
+            .iter()
+            .map(|(name, pool)| {
+                let (open, idle, max) = match pool {
+                    Pool::Postgres(p) => {
+                        (p.size(), p.num_idle(), p.options().get_max_connections())
+                    }
+                    Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+                };
+                PoolStats {
+                    name,
+                    open,
+                    idle: u32::try_from(idle).unwrap_or(u32::MAX),
+                    max,
+                }
+            })
+            .collect()
+    }
+
+    /// Publishes [`Db::pool_stats`] as gauges.
+    pub fn publish_pool_gauges(&self) {
+        for stats in self.pool_stats() {
+            let open = f64::from(stats.open);
+            let idle = f64::from(stats.idle.min(stats.open));
+            metrics::gauge!("provisioning_db_pool_connections", "pool" => stats.name, "state" => "idle")
+                .set(idle);
+            metrics::gauge!("provisioning_db_pool_connections", "pool" => stats.name, "state" => "in_use")
+                .set(open - idle);
+            metrics::gauge!("provisioning_db_pool_max_connections", "pool" => stats.name)
+                .set(f64::from(stats.max));
+        }
     }
 
     /// A connection for statements outside transactions that write.

@@ -5,7 +5,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Audit, Core, Ctx, tokens::NewToken, validate};
+use super::{
+    Audit, Core, Ctx,
+    tokens::{NewToken, issued_audit},
+    validate,
+};
 use crate::{
     db::entities::{account, scim_token},
     error::{Error, Result},
@@ -89,7 +93,7 @@ impl Core {
             },
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(model)
     }
 
@@ -130,27 +134,24 @@ impl Core {
         let now = self.clock.now_micros();
         let mut issued = None;
         let mut updated = account.clone();
+        // Row writes first, audit records last (see `Core::record`).
+        let mut audits = Vec::new();
         if account.scim_enabled != enabled {
             let mut active = account.clone().into_active_model();
             active.scim_enabled = Set(enabled);
             updated = active.update(&txn).await?;
-            self.record(
-                &txn,
-                ctx,
-                Audit {
-                    account_id: Some(account.id),
-                    action: if enabled {
-                        "account.scim_enabled"
-                    } else {
-                        "account.scim_disabled"
-                    },
-                    target_type: "account",
-                    target_id: account.id.to_string(),
-                    changed: vec!["scim_enabled"],
-                    ignored: vec![],
+            audits.push(Audit {
+                account_id: Some(account.id),
+                action: if enabled {
+                    "account.scim_enabled"
+                } else {
+                    "account.scim_disabled"
                 },
-            )
-            .await?;
+                target_type: "account",
+                target_id: account.id.to_string(),
+                changed: vec!["scim_enabled"],
+                ignored: vec![],
+            });
         }
         if enabled {
             let tokens = scim_token::Entity::find()
@@ -158,13 +159,17 @@ impl Core {
                 .all(&txn)
                 .await?;
             if !tokens.iter().any(|t| t.is_live(now)) {
-                issued = Some(
-                    self.insert_token(&txn, ctx, &account, "issued on enable", None)
-                        .await?,
-                );
+                let token = self
+                    .insert_token(&txn, &account, "issued on enable", None)
+                    .await?;
+                audits.push(issued_audit(&account, &token));
+                issued = Some(token);
             }
         }
-        txn.commit().await?;
+        for audit in audits {
+            self.record(&txn, ctx, audit).await?;
+        }
+        self.commit(txn).await?;
         self.tokens.clear();
         Ok((updated, issued))
     }

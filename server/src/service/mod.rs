@@ -8,7 +8,8 @@ use std::{
 };
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _,
+    QueryFilter as _,
 };
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
@@ -30,6 +31,7 @@ pub mod limits;
 pub mod tokens;
 pub mod users;
 pub mod validate;
+pub mod watch;
 
 /// Metadata the SCIM facade adds: the admin credential is then refused.
 pub const SCIM_ONLY_HEADER: &str = "x-scim-only";
@@ -38,6 +40,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Metadata the SCIM facade adds: the HTTP client's address, for the
 /// failed-authentication limit.
 pub const CLIENT_IP_HEADER: &str = "x-client-ip";
+/// The PostgreSQL advisory lock (transaction-level) that [`Core::record`]
+/// takes before inserting an audit event, so event ids follow commit order.
+/// Anything else that inserts audit events must take it too.
+pub const AUDIT_ORDER_LOCK: i64 = 0x7072_6f76_6175_6474;
 
 /// Request limits; all bounded in memory.
 #[derive(Debug, Clone)]
@@ -49,6 +55,11 @@ pub struct Limits {
     pub auth_failures_per_minute: f64,
     /// How long another replica's token changes may take to show here.
     pub token_cache_ttl: Duration,
+    /// Events a watcher's stream holds before the watcher reads them.
+    pub watch_buffer: usize,
+    /// A watcher that reads nothing for this long while events wait is ended
+    /// (ABORTED / WATCH_LAGGING; it resumes from its cursor).
+    pub watch_stall: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +69,8 @@ impl Default for Limits {
             per_token_burst: 200.0,
             auth_failures_per_minute: 30.0,
             token_cache_ttl: Duration::from_secs(5),
+            watch_buffer: 256,
+            watch_stall: Duration::from_secs(60),
         }
     }
 }
@@ -119,6 +132,9 @@ pub struct Core {
     pub(crate) tokens: limits::TokenCache,
     per_token: Option<limits::Buckets<Uuid>>,
     auth_failures: limits::Buckets<IpAddr>,
+    pub(crate) events: watch::EventBus,
+    watch_buffer: usize,
+    watch_stall: Duration,
 }
 
 impl Core {
@@ -139,6 +155,9 @@ impl Core {
             tokens: limits::TokenCache::new(limits.token_cache_ttl, 100_000),
             per_token,
             auth_failures: limits::Buckets::new(failures / 60.0, failures, 10_000),
+            events: watch::EventBus::new(),
+            watch_buffer: limits.watch_buffer,
+            watch_stall: limits.watch_stall,
         }
     }
 
@@ -155,11 +174,24 @@ impl Core {
             .or_else(|| request.remote_addr().map(|a| a.ip()));
         let now = self.clock.now_micros();
         if let Some(ip) = client {
-            self.auth_failures
-                .check(&ip, now)
-                .map_err(Error::RateLimited)?;
+            self.auth_failures.check(&ip, now).map_err(|wait| {
+                auth_failure("rate_limited");
+                Error::RateLimited(wait)
+            })?;
         }
         let result = self.identify(metadata, now).await;
+        if let Err(err) = &result {
+            auth_failure(match err {
+                Error::Unauthenticated(MISSING_CREDENTIAL) => "missing_credential",
+                Error::Unauthenticated(NOT_BEARER) => "not_bearer",
+                Error::Unauthenticated(INVALID_TOKEN) => "invalid_token",
+                Error::Unauthenticated(REVOKED_OR_EXPIRED) => "revoked_or_expired",
+                Error::Unauthenticated(ADMIN_ON_SCIM_ENDPOINT) => "admin_on_scim_endpoint",
+                Error::ScimDisabled => "scim_disabled",
+                Error::Unavailable(_) => "unavailable",
+                _ => "other",
+            });
+        }
         if let (Err(Error::Unauthenticated(_)), Some(ip)) = (&result, client) {
             let _ = self.auth_failures.take(&ip, now);
         }
@@ -179,16 +211,12 @@ impl Core {
         let header = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .ok_or(Error::Unauthenticated("missing bearer credential"))?;
-        let secret = strip_bearer(header).ok_or(Error::Unauthenticated(
-            "the authorization must be a bearer credential",
-        ))?;
+            .ok_or(Error::Unauthenticated(MISSING_CREDENTIAL))?;
+        let secret = strip_bearer(header).ok_or(Error::Unauthenticated(NOT_BEARER))?;
         let hash = keys::hash_secret(secret);
         if hash == self.admin_hash {
             if metadata.contains_key(SCIM_ONLY_HEADER) {
-                return Err(Error::Unauthenticated(
-                    "this endpoint accepts only SCIM tokens, not the admin credential",
-                ));
+                return Err(Error::Unauthenticated(ADMIN_ON_SCIM_ENDPOINT));
             }
             return Ok(Ctx {
                 caller: Caller::Admin,
@@ -196,7 +224,7 @@ impl Core {
             });
         }
         if !secret.starts_with(keys::TOKEN_PREFIX) {
-            return Err(Error::Unauthenticated("invalid token"));
+            return Err(Error::Unauthenticated(INVALID_TOKEN));
         }
         let (token, account) = match self.tokens.get(&hash, now) {
             Some(cached) => (cached.token, cached.account),
@@ -205,20 +233,18 @@ impl Core {
                     .filter(scim_token::Column::TokenHash.eq(hash.as_str()))
                     .one(&self.db.read)
                     .await?
-                    .ok_or(Error::Unauthenticated("invalid token"))?;
+                    .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
                 let account = account::Entity::find_by_id(token.account_id)
                     .one(&self.db.read)
                     .await?
-                    .ok_or(Error::Unauthenticated("invalid token"))?;
+                    .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
                 self.tokens
                     .insert(hash, token.clone(), account.clone(), now);
                 (token, account)
             }
         };
         if !token.is_live(now) {
-            return Err(Error::Unauthenticated(
-                "the token was revoked or has expired",
-            ));
+            return Err(Error::Unauthenticated(REVOKED_OR_EXPIRED));
         }
         if !account.scim_enabled {
             return Err(Error::ScimDisabled);
@@ -299,7 +325,18 @@ impl Core {
             .ok_or(Error::NotFound("account"))
     }
 
+    /// Writes an audit event in the caller's transaction; commit it with
+    /// [`Core::commit`] so that watchers hear of it at once. On PostgreSQL it
+    /// first takes [`AUDIT_ORDER_LOCK`] (held until commit or rollback): ids
+    /// come from a sequence, and without the lock a later id could commit
+    /// before an earlier one and a watcher's cursor would skip it. Call it
+    /// after the transaction's row writes: a transaction holding the lock
+    /// must never wait for a row lock, or two writers could deadlock.
     pub async fn record(&self, conn: &impl ConnectionTrait, ctx: &Ctx, entry: Audit) -> Result<()> {
+        if conn.get_database_backend() == DbBackend::Postgres {
+            conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({AUDIT_ORDER_LOCK})"))
+                .await?;
+        }
         audit_event::Entity::insert(audit_event::ActiveModel {
             account_id: Set(entry.account_id),
             actor: Set(ctx.actor()),
@@ -316,6 +353,17 @@ impl Core {
         .await?;
         Ok(())
     }
+}
+
+const MISSING_CREDENTIAL: &str = "missing bearer credential";
+const NOT_BEARER: &str = "the authorization must be a bearer credential";
+const INVALID_TOKEN: &str = "invalid token";
+const REVOKED_OR_EXPIRED: &str = "the token was revoked or has expired";
+const ADMIN_ON_SCIM_ENDPOINT: &str =
+    "this endpoint accepts only SCIM tokens, not the admin credential";
+
+fn auth_failure(reason: &'static str) {
+    metrics::counter!("provisioning_auth_failures_total", "reason" => reason).increment(1);
 }
 
 /// `Bearer x` → `x`. The scheme is case-insensitive.

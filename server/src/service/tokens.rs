@@ -19,10 +19,11 @@ pub struct NewToken {
 }
 
 impl Core {
+    /// Inserts a new token; the caller records [`issued`] once its other
+    /// writes are done.
     pub(crate) async fn insert_token(
         &self,
         conn: &impl ConnectionTrait,
-        ctx: &Ctx,
         account: &account::Model,
         description: &str,
         expires_at: Option<i64>,
@@ -43,19 +44,6 @@ impl Core {
         scim_token::Entity::insert(token.clone().into_active_model())
             .exec_without_returning(conn)
             .await?;
-        self.record(
-            conn,
-            ctx,
-            Audit {
-                account_id: Some(account.id),
-                action: "token.issued",
-                target_type: "token",
-                target_id: token.id.to_string(),
-                changed: vec![],
-                ignored: vec![],
-            },
-        )
-        .await?;
         Ok(NewToken { token, secret })
     }
 
@@ -70,9 +58,11 @@ impl Core {
         let txn = self.db.begin_write().await?;
         let account = self.account_by_slug(&txn, slug).await?;
         let issued = self
-            .insert_token(&txn, ctx, &account, description, expires_at)
+            .insert_token(&txn, &account, description, expires_at)
             .await?;
-        txn.commit().await?;
+        self.record(&txn, ctx, issued_audit(&account, &issued))
+            .await?;
+        self.commit(txn).await?;
         Ok(issued)
     }
 
@@ -97,6 +87,9 @@ impl Core {
             .filter(scim_token::Column::AccountId.eq(account.id))
             .all(&txn)
             .await?;
+        // Row writes first, audit records last: on PostgreSQL recording
+        // takes the audit-order lock, which must never wait on a row lock.
+        let mut audits = Vec::new();
         for token in old.into_iter().filter(|t| t.is_live(now)) {
             let id = token.id;
             let mut active = token.clone().into_active_model();
@@ -107,28 +100,27 @@ impl Core {
                 active.expires_at = Set(Some(token.expires_at.map_or(until, |e| e.min(until))));
             }
             scim_token::Entity::update(active).exec(&txn).await?;
-            self.record(
-                &txn,
-                ctx,
-                Audit {
-                    account_id: Some(account.id),
-                    action: "token.rotated_out",
-                    target_type: "token",
-                    target_id: id.to_string(),
-                    changed: vec![if grace_micros == 0 {
-                        "revoked_at"
-                    } else {
-                        "expires_at"
-                    }],
-                    ignored: vec![],
-                },
-            )
-            .await?;
+            audits.push(Audit {
+                account_id: Some(account.id),
+                action: "token.rotated_out",
+                target_type: "token",
+                target_id: id.to_string(),
+                changed: vec![if grace_micros == 0 {
+                    "revoked_at"
+                } else {
+                    "expires_at"
+                }],
+                ignored: vec![],
+            });
         }
         let issued = self
-            .insert_token(&txn, ctx, &account, description, expires_at)
+            .insert_token(&txn, &account, description, expires_at)
             .await?;
-        txn.commit().await?;
+        audits.push(issued_audit(&account, &issued));
+        for audit in audits {
+            self.record(&txn, ctx, audit).await?;
+        }
+        self.commit(txn).await?;
         self.tokens.clear();
         Ok(issued)
     }
@@ -168,7 +160,7 @@ impl Core {
             },
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         self.tokens.clear();
         Ok((token, account.slug))
     }
@@ -187,5 +179,17 @@ impl Core {
             }
         }
         Ok(tokens)
+    }
+}
+
+/// The audit record of a token just issued.
+pub(crate) fn issued_audit(account: &account::Model, issued: &NewToken) -> Audit {
+    Audit {
+        account_id: Some(account.id),
+        action: "token.issued",
+        target_type: "token",
+        target_id: issued.token.id.to_string(),
+        changed: vec![],
+        ignored: vec![],
     }
 }

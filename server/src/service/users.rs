@@ -121,7 +121,7 @@ impl Core {
             },
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(model)
     }
 
@@ -327,7 +327,7 @@ impl Core {
             },
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(Updated {
             user: next,
             changed: true,
