@@ -10,7 +10,7 @@ mod discovery;
 mod error;
 mod extract;
 mod ops;
-mod patch;
+pub mod patch;
 mod routes;
 mod serve;
 mod user;

@@ -554,3 +554,128 @@ mod tests {
         assert_eq!(c.email, None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::{Model, apply_patch};
+
+    fn model() -> Model {
+        Model {
+            user_name: "jane@example.com".into(),
+            email: "jane@example.com".into(),
+            role: "admin".into(),
+            role_type: String::new(),
+            active: true,
+        }
+    }
+
+    /// Arbitrary JSON, a few levels deep.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-zA-Z\\[\\]. \"=:]{0,24}".prop_map(Value::String),
+            prop_oneof![
+                Just("active"),
+                Just("emails"),
+                Just("emails[type eq \"work\"].value"),
+                Just("roles"),
+                Just("userName"),
+                Just("name.givenName"),
+                Just("False"),
+                Just("Replace"),
+                Just("remove"),
+            ]
+            .prop_map(|s| Value::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("op"),
+                            Just("path"),
+                            Just("value"),
+                            Just("active"),
+                            Just("emails"),
+                            Just("roles"),
+                            Just("userName"),
+                            Just("primary"),
+                            Just("type")
+                        ],
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|pairs| Value::Object(
+                    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    fn operation() -> impl Strategy<Value = Value> {
+        (
+            prop_oneof![Just("add"), Just("Replace"), Just("remove"), Just("bogus")],
+            prop::option::of(prop_oneof![
+                Just("active"),
+                Just("emails"),
+                Just("emails[type eq \"work\"].value"),
+                Just("roles"),
+                Just("userName"),
+                Just("name.givenName"),
+                Just("urn:ietf:params:scim:schemas:core:2.0:User:active"),
+                Just("emails[type eq"),
+            ]),
+            json_value(),
+        )
+            .prop_map(|(op, path, value)| {
+                let mut o = Map::new();
+                o.insert("op".into(), json!(op));
+                if let Some(path) = path {
+                    o.insert("path".into(), json!(path));
+                }
+                o.insert("value".into(), value);
+                Value::Object(o)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any body: an error or a model, never a panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in json_value()) {
+            if let Value::Object(body) = body {
+                let _ = apply_patch(&mut model(), &body);
+            }
+        }
+
+        /// Any list of operations: applying it is all or nothing, and doing it
+        /// twice lands where doing it once does when it holds no `add` to a
+        /// multi-valued attribute (replace and remove are idempotent).
+        #[test]
+        fn operations_apply_whole_or_not_at_all(ops in prop::collection::vec(operation(), 1..5)) {
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+            let Value::Object(body) = body else { unreachable!() };
+            let mut once = model();
+            match apply_patch(&mut once, &body) {
+                Ok(()) => {
+                    let mut twice = once.clone();
+                    prop_assert!(apply_patch(&mut twice, &body).is_ok());
+                    prop_assert_eq!(once, twice);
+                }
+                Err(err) => {
+                    // Refused bodies say why, without echoing values.
+                    let text = format!("{err:?}");
+                    prop_assert!(!text.contains("jane@example.com"));
+                }
+            }
+        }
+    }
+}
