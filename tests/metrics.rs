@@ -158,4 +158,62 @@ async fn metrics_endpoint_counts_calls_failures_queries_and_watch_events(b: Back
     assert!(after.contains("# TYPE provisioning_grpc_request_duration_seconds histogram"));
 }
 
-backend_tests!(metrics_endpoint_counts_calls_failures_queries_and_watch_events);
+async fn scim_requests_are_counted_by_route_method_and_status(b: Backend) {
+    let env = TestEnv::start_with(
+        b,
+        Settings {
+            metrics: true,
+            ..Settings::default()
+        },
+    )
+    .await;
+    let token = env.account_with_token("acme").await;
+    let listed = [
+        ("route", "/scim/v2/Users"),
+        ("method", "GET"),
+        ("status", "200"),
+    ];
+    let refused = [
+        ("route", "/scim/v2/Users"),
+        ("method", "GET"),
+        ("status", "401"),
+    ];
+    let odd = [("route", "/scim/v2/Users"), ("method", "other")];
+    let before = scrape(&env).await;
+    let http = env.http();
+    for _ in 0..3 {
+        let r = http
+            .get(format!("{}/Users?count=1", env.scim_base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = http
+        .get(format!("{}/Users", env.scim_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let method = reqwest::Method::from_bytes(b"BREW").unwrap();
+    http.request(method, format!("{}/Users", env.scim_base))
+        .send()
+        .await
+        .unwrap();
+    let after = scrape(&env).await;
+    let counted = |labels: &[(&str, &str)]| {
+        value(&after, "provisioning_scim_requests_total", labels)
+            - value(&before, "provisioning_scim_requests_total", labels)
+    };
+    assert!(counted(&listed) >= 3.0, "{after}");
+    assert!(counted(&refused) >= 1.0);
+    assert!(counted(&odd) >= 1.0, "unknown methods share one label");
+    assert!(!after.contains("BREW"));
+    assert!(after.contains("# TYPE provisioning_scim_request_duration_seconds histogram"));
+}
+
+backend_tests!(
+    metrics_endpoint_counts_calls_failures_queries_and_watch_events,
+    scim_requests_are_counted_by_route_method_and_status,
+);
