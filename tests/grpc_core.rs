@@ -1230,6 +1230,32 @@ async fn list_paging_is_stable(b: Backend) {
         .map(|u| u.user_name.as_str())
         .collect();
     assert_eq!(names, ["user12@example.com", "user13@example.com"]);
+    // The total is right on a short last page, past the end, and for counts
+    // only.
+    for (start, count, total, len) in [
+        (9, 5, 10, 2),
+        (1, 50, 10, 10),
+        (20, 5, 10, 0),
+        (1, 0, 10, 0),
+    ] {
+        let reply = users
+            .list_users(with_token(
+                page(
+                    start,
+                    count,
+                    Some(cmp(Attribute::UserName, Operator::Sw, "user1")),
+                ),
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (reply.total_results, reply.users.len()),
+            (total, len),
+            "start {start} count {count}"
+        );
+    }
 }
 
 async fn filters_are_evaluated_in_the_database(b: Backend) {

@@ -185,15 +185,23 @@ impl Core {
                 let base = user::Entity::find()
                     .filter(user::Column::AccountId.eq(account.id))
                     .filter(condition);
-                let total = base.clone().count(conn).await? as i64;
-                let users = if count == 0 || start > total {
+                let users = if count == 0 {
                     Vec::new()
                 } else {
-                    base.order_by_asc(user::Column::Seq)
+                    base.clone()
+                        .order_by_asc(user::Column::Seq)
                         .offset((start - 1) as u64)
                         .limit(count as u64)
                         .all(conn)
                         .await?
+                };
+                // A short page that is not past the end is the last page: the
+                // total follows without a COUNT (Okta's lookups are one query).
+                let fetched = users.len() as i64;
+                let total = if count > 0 && fetched < count && (fetched > 0 || start == 1) {
+                    start - 1 + fetched
+                } else {
+                    base.count(conn).await? as i64
                 };
                 Ok((users, total, start))
             }
