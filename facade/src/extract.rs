@@ -245,7 +245,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     );
     let mut response = async move {
         let response = next.run(request).await;
-        tracing::info!(status = response.status().as_u16(), "handled");
+        tracing::debug!(status = response.status().as_u16(), "handled");
         response
     }
     .instrument(span)

@@ -5,7 +5,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use provisioning_facade::FacadeConfig;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub mod clock;
 pub mod db;
@@ -155,7 +154,10 @@ pub async fn start(
     let shutdown = stopped(stop_rx.clone());
     let grace = stopped(stop_rx.clone());
     tasks.push(tokio::spawn(async move {
-        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown);
+        // TCP_NODELAY: without it small gRPC frames wait on Nagle's algorithm
+        // and delayed ACKs (tens of milliseconds per call).
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+        let serve = router.serve_with_incoming_shutdown(incoming, shutdown);
         tokio::select! {
             served = serve => {
                 if let Err(err) = served {
