@@ -750,3 +750,41 @@ async fn errors_never_echo_submitted_values(b: Backend) {
         assert!(!reply.text.contains(secret), "echoed: {}", reply.text);
     }
 }
+
+/// SQLite: another process holds the write lock past the busy timeout. The
+/// write is answered 503 with `Retry-After` (reads keep working: WAL), and
+/// once the lock is released the same request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_database_is_503_then_recovers() {
+    use sea_orm::sqlx::{Connection as _, SqliteConnection};
+
+    let s = Scim::start(Backend::Sqlite).await;
+    s.create("jane@example.com", "00u1").await;
+    let mut holder = SqliteConnection::connect(&s.env.database_url)
+        .await
+        .unwrap();
+    sea_orm::sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let reply = s
+        .post("/Users", &okta_user("bob@example.com", "00u2"))
+        .await;
+    reply.expect_error(503, None);
+    assert!(reply.header("retry-after").is_some());
+    assert_eq!(
+        s.get("/Users?count=0").await.expect(200)["totalResults"],
+        1,
+        "reads still work"
+    );
+
+    sea_orm::sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    s.post("/Users", &okta_user("bob@example.com", "00u2"))
+        .await
+        .expect(201);
+    assert_eq!(s.get("/Users?count=0").await.expect(200)["totalResults"], 2);
+}
