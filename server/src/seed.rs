@@ -3,7 +3,7 @@
 //! Creating a million users through the API takes far too long, so this
 //! path writes them straight into the database — but with the server's own
 //! code for everything that makes a user row what it is: ids from
-//! [`Uuid::now_v7`], case-folded lookup keys from [`keys::fold`], values
+//! [`Uuid::now_v7`], case-folded lookup keys from [`crate::keys::fold`], values
 //! checked by the same [`validate`] rules, the account's default role, and
 //! dense per-account sequence numbers taken from `accounts.user_count`
 //! (which is moved on once per batch, in the batch's transaction).
@@ -12,6 +12,7 @@
 //! the uniqueness of user names is left to the database's unique index (a
 //! clash fails the whole batch). Each batch is one write transaction
 //! ([`Db::begin_write`]), sized within the database's bind-parameter limit.
+use provisioning_proto::pb;
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait as _, DbBackend, EntityTrait as _, IntoActiveModel as _,
     Iterable as _, QueryFilter as _,
@@ -26,8 +27,7 @@ use crate::{
         entities::{account, user},
     },
     error::{Error, Result},
-    keys,
-    service::validate,
+    service::users::new_user_row,
 };
 
 /// Bind parameters one statement may carry: SQLite's default
@@ -145,36 +145,21 @@ where
     })
 }
 
-/// One user row, built the way `Core::create_user` builds it.
+/// One user row, built by the code `Core::create_user` uses.
 fn row(account: &account::Model, seq: i64, p: SeedUser, now: i64) -> Result<user::Model> {
-    let user_name = validate::user_name(&p.user_name)?;
-    let external_id = validate::text("externalId", &p.external_id, validate::MAX_EXTERNAL_ID)?;
-    let given_name = validate::text("givenName", &p.given_name, validate::MAX_NAME)?;
-    let family_name = validate::text("familyName", &p.family_name, validate::MAX_NAME)?;
-    let email = validate::email(&p.email)?;
-    let role = validate::role(account, &p.role)?;
-    Ok(user::Model {
-        id: Uuid::now_v7(),
-        account_id: account.id,
-        seq,
-        user_name_key: keys::fold(&user_name),
-        user_name,
-        external_id,
-        given_name_key: given_name.as_deref().map(keys::fold),
-        given_name,
-        family_name_key: family_name.as_deref().map(keys::fold),
-        family_name,
-        email_key: email.as_deref().map(keys::fold),
-        email,
-        phone_number: None,
-        timezone: None,
-        role,
-        role_type: None,
-        active: p.active,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    })
+    let request = pb::CreateUserRequest {
+        user_name: p.user_name,
+        external_id: p.external_id,
+        given_name: p.given_name,
+        family_name: p.family_name,
+        email: p.email,
+        role: p.role,
+        active: Some(p.active),
+        ..Default::default()
+    };
+    let mut model = new_user_row(account, &request, now)?;
+    model.seq = seq;
+    Ok(model)
 }
 
 #[cfg(test)]

@@ -40,39 +40,7 @@ pub struct Updated {
 impl Core {
     pub async fn create_user(&self, ctx: &Ctx, req: pb::CreateUserRequest) -> Result<user::Model> {
         let account = self.scoped_account(ctx, &req.account).await?;
-        let user_name = validate::user_name(&req.user_name)?;
-        let external_id =
-            validate::text("externalId", &req.external_id, validate::MAX_EXTERNAL_ID)?;
-        let given_name = validate::text("givenName", &req.given_name, validate::MAX_NAME)?;
-        let family_name = validate::text("familyName", &req.family_name, validate::MAX_NAME)?;
-        let email = validate::email(&req.email)?;
-        let phone_number = validate::text("phoneNumber", &req.phone_number, validate::MAX_PHONE)?;
-        let timezone = validate::timezone(&req.timezone)?;
-        let role = validate::role(&account, &req.role)?;
-        let role_type = validate::text("roleType", &req.role_type, 64)?;
-        let now = self.clock.now_micros();
-        let mut model = user::Model {
-            id: Uuid::now_v7(),
-            account_id: account.id,
-            seq: 0,
-            user_name_key: keys::fold(&user_name),
-            user_name,
-            external_id,
-            given_name_key: given_name.as_deref().map(keys::fold),
-            given_name,
-            family_name_key: family_name.as_deref().map(keys::fold),
-            family_name,
-            email_key: email.as_deref().map(keys::fold),
-            email,
-            phone_number,
-            timezone,
-            role,
-            role_type,
-            active: req.active.unwrap_or(true),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let mut model = new_user_row(&account, &req, self.clock.now_micros())?;
         let txn = self.db.begin_write().await?;
         self.ensure_user_name_free(&txn, account.id, &model.user_name_key, None)
             .await?;
@@ -374,6 +342,46 @@ impl Core {
             Some(user) => (true, "ok", user.id.to_string()),
         })
     }
+}
+
+/// A new user row from a create request: validated, keys folded, version 1,
+/// not yet numbered (`seq` 0). Shared with the bulk seeding path.
+pub(crate) fn new_user_row(
+    account: &account::Model,
+    req: &pb::CreateUserRequest,
+    now: i64,
+) -> Result<user::Model> {
+    let user_name = validate::user_name(&req.user_name)?;
+    let external_id = validate::text("externalId", &req.external_id, validate::MAX_EXTERNAL_ID)?;
+    let given_name = validate::text("givenName", &req.given_name, validate::MAX_NAME)?;
+    let family_name = validate::text("familyName", &req.family_name, validate::MAX_NAME)?;
+    let email = validate::email(&req.email)?;
+    let phone_number = validate::text("phoneNumber", &req.phone_number, validate::MAX_PHONE)?;
+    let timezone = validate::timezone(&req.timezone)?;
+    let role = validate::role(account, &req.role)?;
+    let role_type = validate::text("roleType", &req.role_type, 64)?;
+    Ok(user::Model {
+        id: Uuid::now_v7(),
+        account_id: account.id,
+        seq: 0,
+        user_name_key: keys::fold(&user_name),
+        user_name,
+        external_id,
+        given_name_key: given_name.as_deref().map(keys::fold),
+        given_name,
+        family_name_key: family_name.as_deref().map(keys::fold),
+        family_name,
+        email_key: email.as_deref().map(keys::fold),
+        email,
+        phone_number,
+        timezone,
+        role,
+        role_type,
+        active: req.active.unwrap_or(true),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    })
 }
 
 async fn find_user(
