@@ -220,7 +220,7 @@ impl UserService for Api {
         let ctx = self.0.authenticate(&req).await?;
         let r = req.into_inner();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
-        let user = self.0.create_user(&ctx, r).await?;
+        let user = self.0.create_user(&ctx, &account, r).await?;
         Ok(Response::new(user_pb(user, &account.slug)))
     }
 
@@ -228,7 +228,7 @@ impl UserService for Api {
         let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
-        let user = self.0.get_user(&ctx, &account.slug, &r.id).await?;
+        let user = self.0.get_user(&account, &r.id).await?;
         Ok(Response::new(user_pb(user, &account.slug)))
     }
 
@@ -236,7 +236,7 @@ impl UserService for Api {
         let ctx = self.0.authenticate(&req).await?;
         let r = req.get_ref();
         let account = self.0.scoped_account(&ctx, &r.account).await?;
-        let (users, total_results, start_index) = self.0.list_users(&ctx, r).await?;
+        let (users, total_results, start_index) = self.0.list_users(&account, r).await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: users
                 .into_iter()
@@ -263,10 +263,7 @@ impl UserService for Api {
             expected_version: r.expected_version,
             lenient: r.lenient,
         };
-        let updated = self
-            .0
-            .update_user(&ctx, &account.slug, &r.id, changes)
-            .await?;
+        let updated = self.0.update_user(&ctx, &account, &r.id, changes).await?;
         Ok(Response::new(pb::UpdateUserResponse {
             user: Some(user_pb(updated.user, &account.slug)),
             changed: updated.changed,
@@ -287,7 +284,8 @@ impl UserService for Api {
         req: Request<pb::CheckLoginRequest>,
     ) -> Reply<pb::CheckLoginResponse> {
         let ctx = self.0.authenticate(&req).await?;
-        let (allowed, reason, user_id) = self.0.check_login(&ctx, req.get_ref()).await?;
+        let account = self.0.scoped_account(&ctx, &req.get_ref().account).await?;
+        let (allowed, reason, user_id) = self.0.check_login(&account, req.get_ref()).await?;
         Ok(Response::new(pb::CheckLoginResponse {
             allowed,
             reason: reason.to_owned(),
@@ -310,10 +308,7 @@ impl Api {
             expected_version: r.expected_version,
             ..UserChanges::default()
         };
-        let updated = self
-            .0
-            .update_user(&ctx, &account.slug, &r.id, changes)
-            .await?;
+        let updated = self.0.update_user(&ctx, &account, &r.id, changes).await?;
         Ok(Response::new(user_pb(updated.user, &account.slug)))
     }
 }

@@ -38,9 +38,15 @@ pub struct Updated {
 }
 
 impl Core {
-    pub async fn create_user(&self, ctx: &Ctx, req: pb::CreateUserRequest) -> Result<user::Model> {
-        let account = self.scoped_account(ctx, &req.account).await?;
-        let mut model = new_user_row(&account, &req, self.clock.now_micros())?;
+    /// The user methods take the account the caller is scoped to
+    /// ([`Core::scoped_account`], resolved once per request).
+    pub async fn create_user(
+        &self,
+        ctx: &Ctx,
+        account: &account::Model,
+        req: pb::CreateUserRequest,
+    ) -> Result<user::Model> {
+        let mut model = new_user_row(account, &req, self.clock.now_micros())?;
         let txn = self.db.begin_write().await?;
         self.ensure_user_name_free(&txn, account.id, &model.user_name_key, None)
             .await?;
@@ -112,18 +118,16 @@ impl Core {
         Ok(())
     }
 
-    pub async fn get_user(&self, ctx: &Ctx, slug: &str, id: &str) -> Result<user::Model> {
-        let account = self.scoped_account(ctx, slug).await?;
-        find_user(&self.db.read, &account, id).await
+    pub async fn get_user(&self, account: &account::Model, id: &str) -> Result<user::Model> {
+        find_user(&self.db.read, account, id).await
     }
 
     /// One page of users in a stable order (creation order), with the total.
     pub async fn list_users(
         &self,
-        ctx: &Ctx,
+        account: &account::Model,
         req: &pb::ListUsersRequest,
     ) -> Result<(Vec<user::Model>, i64, i64)> {
-        let account = self.scoped_account(ctx, &req.account).await?;
         let start = std::cmp::max(req.start_index, 1);
         let count = req.count.clamp(0, MAX_RESULTS);
         let conn = &self.db.read;
@@ -179,13 +183,12 @@ impl Core {
     pub async fn update_user(
         &self,
         ctx: &Ctx,
-        slug: &str,
+        account: &account::Model,
         id: &str,
         req: UserChanges,
     ) -> Result<Updated> {
-        let account = self.scoped_account(ctx, slug).await?;
         let txn = self.db.begin_write().await?;
-        let current = find_user(&txn, &account, id).await?;
+        let current = find_user(&txn, account, id).await?;
         if req.expected_version.is_some_and(|v| v != current.version) {
             return Err(Error::VersionConflict);
         }
@@ -242,7 +245,7 @@ impl Core {
             check("email", result)?;
         }
         if let Some(value) = &req.role {
-            let result = validate::role(&account, value).map(|role| {
+            let result = validate::role(account, value).map(|role| {
                 let differs = role != next.role;
                 next.role = role;
                 differs
@@ -314,14 +317,13 @@ impl Core {
     /// May this user log in? `(allowed, reason, user id)`.
     pub async fn check_login(
         &self,
-        ctx: &Ctx,
+        account: &account::Model,
         req: &pb::CheckLoginRequest,
     ) -> Result<(bool, &'static str, String)> {
-        let account = self.scoped_account(ctx, &req.account).await?;
         let conn = &self.db.read;
         let found = match &req.user {
             Some(pb::check_login_request::User::Id(id)) => {
-                match find_user(conn, &account, id).await {
+                match find_user(conn, account, id).await {
                     Ok(user) => Some(user),
                     Err(Error::NotFound(_)) => None,
                     Err(e) => return Err(e),
