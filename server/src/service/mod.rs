@@ -130,6 +130,10 @@ pub struct Core {
     /// Token id → last use (µs), flushed in batches by [`Core::flush_last_used`].
     last_used: Mutex<HashMap<Uuid, i64>>,
     pub(crate) tokens: limits::TokenCache,
+    /// Accounts by slug for admin calls. What user operations read of an
+    /// account (id, slug, roles, default role) never changes after creation;
+    /// the SCIM switch and the user count are always read fresh.
+    accounts: Mutex<HashMap<String, account::Model>>,
     per_token: Option<limits::Buckets<Uuid>>,
     auth_failures: limits::Buckets<IpAddr>,
     pub(crate) events: watch::EventBus,
@@ -152,6 +156,7 @@ impl Core {
             clock,
             admin_hash: keys::hash_secret(admin_token),
             last_used: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
             tokens: limits::TokenCache::new(limits.token_cache_ttl, 100_000),
             per_token,
             auth_failures: limits::Buckets::new(failures / 60.0, failures, 10_000),
@@ -306,7 +311,24 @@ impl Core {
                     ))
                 }
             }
-            Caller::Admin => self.account_by_slug(&self.db.read, slug).await,
+            Caller::Admin => {
+                let cached = self
+                    .accounts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(slug)
+                    .cloned();
+                if let Some(account) = cached {
+                    return Ok(account);
+                }
+                let account = self.account_by_slug(&self.db.read, slug).await?;
+                let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+                if accounts.len() >= 10_000 {
+                    accounts.clear();
+                }
+                accounts.insert(account.slug.clone(), account.clone());
+                Ok(account)
+            }
         }
     }
 
