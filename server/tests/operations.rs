@@ -1,28 +1,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Operating the `provisioning` binary: JSON logs, the metrics listener, and
 //! a backup of a SQLite database taken while the service writes to it.
+mod support;
+
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::TcpStream,
     path::Path,
-    process::{Child, Command, Output, Stdio},
-    sync::mpsc,
-    time::Duration,
+    process::{Command, Output},
 };
 
 use sea_orm::{ConnectionTrait as _, Database, Statement};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_provisioning");
+use support::{BIN, Server};
 const ADMIN: &str = "operations-test-admin-credential-0123";
-
-struct Server {
-    child: Child,
-    grpc_url: String,
-    metrics_addr: String,
-    lines: Vec<Value>,
-    logs: mpsc::Receiver<String>,
-}
 
 /// Every stderr line must be one JSON object.
 fn json_line(line: &str) -> Value {
@@ -36,101 +28,38 @@ fn json_line(line: &str) -> Value {
     value
 }
 
-/// A failed test does not leave a server behind.
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `provisioning serve` with JSON logs and a metrics listener.
+fn start(dir: &Path, db: &str) -> Server {
+    let extra = ["--metrics-addr", "127.0.0.1:0", "--log-format", "json"];
+    Server::start(dir, Some(db), Some(ADMIN), &extra)
 }
 
-impl Server {
-    // The child is waited for by `terminate`, or killed and waited for on drop.
-    #[allow(clippy::zombie_processes)]
-    fn start(dir: &Path, db: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .current_dir(dir)
-            .env("PROVISIONING_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "info")
-            .args(["serve", "--db", db, "--grpc-addr", "127.0.0.1:0"])
-            .args([
-                "--scim-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--log-format", "json"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        loop {
-            let line = logs
-                .recv_timeout(Duration::from_secs(60))
-                .expect("server starts");
-            let value = json_line(&line);
-            lines.push(value.clone());
-            if value["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("provisioning is serving"))
-            {
-                let field = |name: &str| value[name].as_str().unwrap().to_owned();
-                return Self {
-                    child,
-                    grpc_url: format!("http://{}", field("grpc")),
-                    metrics_addr: field("metrics"),
-                    lines,
-                    logs,
-                };
-            }
-        }
-    }
+fn admin(server: &Server, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .env("PROVISIONING_ADMIN_TOKEN", ADMIN)
+        .args(args)
+        .args(["--grpc-url", &server.grpc_url])
+        .output()
+        .unwrap()
+}
 
-    fn admin(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .env("PROVISIONING_ADMIN_TOKEN", ADMIN)
-            .args(args)
-            .args(["--grpc-url", &self.grpc_url])
-            .output()
-            .unwrap()
-    }
+fn scrape(server: &Server) -> String {
+    let mut stream = TcpStream::connect(server.metrics_addr.as_deref().unwrap()).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
 
-    fn scrape(&self) -> String {
-        let mut stream = TcpStream::connect(&self.metrics_addr).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        response
-    }
-
-    /// SIGTERM; returns every log line, each parsed.
-    fn terminate(mut self) -> Vec<Value> {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        assert!(self.child.wait().unwrap().success());
-        let mut lines = std::mem::take(&mut self.lines);
-        lines.extend(self.logs.try_iter().map(|l| json_line(&l)));
-        lines
-    }
+/// SIGTERM; returns every log line, each parsed (so each must be JSON).
+fn terminate(server: Server) -> Vec<Value> {
+    server.signal("-TERM");
+    let (status, lines, _) = server.wait();
+    assert!(status.success());
+    lines.iter().map(|l| json_line(l)).collect()
 }
 
 fn backup(args: &[&str]) -> Output {
@@ -147,15 +76,15 @@ async fn json_logs_metrics_and_a_backup_of_a_running_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live.db");
     let db_url = format!("sqlite://{}", live.display());
-    let server = Server::start(dir.path(), &db_url);
+    let server = start(dir.path(), &db_url);
 
-    let out = server.admin(&["account", "create", "acme"]);
+    let out = admin(&server, &["account", "create", "acme"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let metrics = server.scrape();
+    let metrics = scrape(&server);
     assert!(
         metrics
             .lines()
@@ -249,7 +178,7 @@ async fn json_logs_metrics_and_a_backup_of_a_running_sqlite_database() {
     );
     copied.close().await.unwrap();
 
-    let lines = server.terminate();
+    let lines = terminate(server);
     assert!(lines.iter().any(|l| l["message"] == "shutting down"));
     assert!(!lines.iter().any(|l| l.to_string().contains(ADMIN)));
 }

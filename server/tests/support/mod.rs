@@ -19,6 +19,8 @@ pub struct Server {
     child: Child,
     pub grpc_url: String,
     pub scim_base: String,
+    /// With `--metrics-addr`: where the metrics listener bound.
+    pub metrics_addr: Option<String>,
     logs: mpsc::Receiver<String>,
     pub seen: Vec<String>,
 }
@@ -72,19 +74,11 @@ impl Server {
                 break line;
             }
         };
-        let field = |name: &str| {
-            line.split(name)
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_owned()
-        };
         Self {
             child,
-            grpc_url: format!("http://{}", field("grpc=")),
-            scim_base: format!("http://{}/scim/v2", field("scim=")),
+            grpc_url: format!("http://{}", log_field(&line, "grpc").unwrap()),
+            scim_base: format!("http://{}/scim/v2", log_field(&line, "scim").unwrap()),
+            metrics_addr: log_field(&line, "metrics"),
             logs,
             seen,
         }
@@ -146,4 +140,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A field of a log line, in the text format (`name=value`) or the JSON one.
+pub fn log_field(line: &str, name: &str) -> Option<String> {
+    if line.trim_start().starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        return value[name].as_str().map(str::to_owned);
+    }
+    let value = line
+        .split(&format!("{name}="))
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    Some(value.to_owned())
 }
