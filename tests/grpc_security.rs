@@ -268,6 +268,61 @@ async fn postgres_outage_is_unavailable_then_recovers_without_restart() {
     assert_eq!(listed.into_inner().total_results, 2);
 }
 
+/// Past the failed-authentication limit an address is refused before any
+/// database read: with the database cut off, its attempts still get
+/// RESOURCE_EXHAUSTED, while another address's attempt needs the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_addresses_never_reach_the_database() {
+    let limits = Limits {
+        auth_failures_per_minute: 3.0,
+        ..Limits::default()
+    };
+    let env = TestEnv::start_with(
+        Backend::Postgres,
+        Settings {
+            limits,
+            through_proxy: true,
+            ..Settings::default()
+        },
+    )
+    .await;
+    let mut users = env.users().await;
+    for i in 0..3 {
+        let bad = format!("scim_flood-{i}");
+        let err = users
+            .list_users(with_ip(with_token(list(), &bad), "203.0.113.9"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+    }
+    env.proxy.as_ref().unwrap().cut();
+    for i in 0..20 {
+        let bad = format!("scim_flood-more-{i}");
+        let err = users
+            .list_users(with_ip(with_token(list(), &bad), "203.0.113.9"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::ResourceExhausted,
+            "attempt {i} reached the database"
+        );
+    }
+    let err = users
+        .list_users(with_ip(
+            with_token(list(), "scim_someone-else"),
+            "198.51.100.7",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Unavailable,
+        "an address under the limit does read the database"
+    );
+    env.proxy.as_ref().unwrap().restore();
+}
+
 backend_tests!(
     per_token_rate_limit,
     failed_authentication_is_limited_per_client,
